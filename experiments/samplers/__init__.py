@@ -13,4 +13,17 @@ from experiments.samplers._api import (  # noqa: F401
     get,
     register,
 )
-from experiments.samplers import ddim, ddpm  # noqa: F401,E402
+from experiments.samplers import (  # noqa: F401,E402
+    ddim,
+    ddpm,
+    ddram,
+    dpm_solver,
+    edm,
+    gupta_cai_chen,
+    langevin,
+    li_jiao,
+    pf_ode,
+    poisson_midpoint,
+    sde,
+    ve,
+)
