@@ -76,7 +76,7 @@ def log_snr_from_t(t):
     t = v.times("t", t)
     if np.any(t <= 0):
         raise ValueError("t must be > 0 for the log-SNR (it is +infinity at t = 0)")
-    return -np.log(np.expm1(2.0 * t))
+    return -2.0 * t - np.log(-np.expm1(-2.0 * t))  # = -ln(e^{2t} - 1), no overflow at large t
 
 
 def t_from_log_snr(lam):

@@ -91,6 +91,9 @@ class CountingScore:
         self._width = 0
 
     def __call__(self, x, t, active=None):
+        if not np.all(np.isfinite(x)):
+            # the driver turns this into NonFiniteStateError naming the sampler and the step
+            raise FloatingPointError("non-finite point passed to the score")
         out = self.fn(x, t)
         hit = np.ones(self.calls.shape) if active is None else np.asarray(active, dtype=float).reshape(-1)
         self.calls += hit
