@@ -231,3 +231,562 @@ class GroupedGaussian(Target):
 
     def __repr__(self):
         return f"GroupedGaussian(groups={self.n_columns}, dim={self.dim})"
+
+
+# =================================================================================================
+# Mixtures
+# =================================================================================================
+#
+# Certified Lipschitz bounds (shared by ProductMixture and GaussianMixture)
+# ------------------------------------------------------------------------
+# A Gaussian mixture q = sum_j w_j N(m_j, S_j) with precisions P_j = S_j^{-1} has, writing
+# l_j(x) = log w_j + log N(x; m_j, S_j), responsibilities r_j = softmax_j(l_j) and component scores
+# s_j(x) = -P_j (x - m_j):
+#
+#     score(x) = sum_j r_j s_j,        Jac(x) = Cov_r(s_J) - E_r[P_J]                      (*)
+#
+# (differentiate r_j: grad r_j = r_j (s_j - score)). Hence, as symmetric matrices,
+#
+#     -max_j lmax(P_j) I  <=  Jac(x)  <=  (sup_x ||Cov_r(s_J)||) I - min_j lmin(P_j) I,
+#
+# so   sup_x ||Jac(x)|| <= max( max_j lmax(P_j),  C - min_j lmin(P_j) )  with  C >= sup_x ||Cov_r(s_J)||.
+#
+# Bounds on C.
+# (a) Pairwise (any covariances).  Cov_r(s_J) = sum_{j<k} r_j r_k (s_j - s_k)(s_j - s_k)^T and
+#     r_j r_k = (r_j + r_k)^2 rho(1 - rho) with rho = sigmoid(u_jk), u_jk = l_j - l_k. Note
+#     s_j - s_k = grad u_jk. With B_jk := sup_x rho(1-rho) |grad u_jk|^2,
+#         ||Cov|| <= sum_{j<k} (r_j + r_k)^2 B_jk <= max_i sum_{k != i} B_ik,
+#     the last step because the middle expression is convex in r, so its maximum over the simplex
+#     is at a vertex r = e_i. For two components the first inequality is an equality.
+#     The pair sup B_jk: u_jk(x) = -x^T D x / 2 + beta^T x + c with D = P_j - P_k,
+#     beta = P_j m_j - P_k m_k, c = log(w_j/w_k) - (log det S_j - log det S_k)/2 - m_j^T P_j m_j/2
+#     + m_k^T P_k m_k / 2.
+#       * D = 0: grad u = beta is constant and u is affine, so B = |beta|^2 / 4 (sup of rho(1-rho)).
+#       * D >= 0 (else swap j and k, which flips the signs of D, beta, c), beta in range(D):
+#         u = U - (x - x0)^T D (x - x0)/2 with U = c + beta^T D^+ beta / 2, and
+#         |grad u|^2 = |D (x - x0)|^2 <= lmax(D) (x - x0)^T D (x - x0) = 2 lmax(D) (U - u), so
+#             B <= 2 lmax(D) h(U),   h(U) := sup_{u <= U} sigmoid(u) sigmoid(-u) (U - u),
+#         with equality in one dimension (and along the top eigenvector of D). h is the maximum of
+#         a log-concave function of y = U - u (derivative of the log: 2 sigmoid(U - y) - 1 + 1/y,
+#         decreasing), found by bisection; the bracket is closed with the tangent-line bound of the
+#         concave log, so the value returned is an upper bound, not an estimate.
+#       * D indefinite, or D >= 0 with a component of beta in null(D): along the set u = 0 (or
+#         along null(D)) rho = 1/2 while |grad u| is unbounded, so B = inf. For two components the
+#         score is then truly not Lipschitz, and ``lipschitz`` returns ``inf`` (a valid bound).
+#       Deciding "D = 0 on a subspace" uses a relative tolerance of 1e-10 on the eigenvalues of D
+#       and 1e-9 on beta; D is tested for exact zero first, so equal covariances are exact.
+# (b) Range bound (all precisions equal, P_j = P): s_j - s_k = P (m_j - m_k) does not depend on x,
+#     and for a unit vector e the random variable e^T s_J lies in an interval of length at most
+#     diam{P m_j}, so Var <= diam{P m_j}^2 / 4 (Popoviciu). In 1-D with equal variances v this is
+#     (max m - min m)^2 / (4 v^2); for isotropic equal variances D^2 / (4 v^2) with D the largest
+#     distance between means (both at the OU time t, i.e. scaled by e^{-t}).
+# C is the smaller of (a) and (b) where (b) applies.
+
+_SQRT_2PI_LOG = 0.5 * np.log(2.0 * np.pi)
+
+
+def _expit(z):
+    # sigmoid without overflow warnings: 1/(1+e^{-z}) for z >= 0, e^z/(1+e^z) otherwise
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def logistic_gap_sup(U):
+    r"""Certified upper bound on :math:`h(U)=\sup_{u\le U}\sigma(u)\sigma(-u)(U-u)` (vectorised).
+
+    With :math:`y = U - u > 0`, :math:`\log g(y) = \log\sigma(U-y)+\log\sigma(y-U)+\log y` is concave with
+    derivative :math:`\psi(y) = 2\sigma(U-y) - 1 + 1/y` (decreasing, positive for :math:`y\le 1`,
+    negative at :math:`y = \max(2, U+2)`). Bisection brackets the root in :math:`[a, b]`; by concavity
+    :math:`\log g \le \log g(a) + \psi(a)(b-a)` on the bracket and g is smaller outside it.
+    """
+    U = np.asarray(U, dtype=np.float64)
+    lo = np.ones_like(U)                    # psi(y) >= 1/y - 1 + 2 sigma > 0 for y <= 1
+    hi = np.maximum(2.0, U + 2.0)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        psi = 2.0 * _expit(U - mid) - 1.0 + 1.0 / mid
+        up = psi > 0
+        lo = np.where(up, mid, lo)
+        hi = np.where(up, hi, mid)
+    a = lo
+    psi_a = 2.0 * _expit(U - a) - 1.0 + 1.0 / a
+    g_a = _expit(U - a) * _expit(a - U) * a
+    return g_a * np.exp(np.maximum(psi_a, 0.0) * (hi - a))
+
+
+def _pair_bound_matrix(c, beta, D, p_scale):
+    """B_jk of the pairwise bound for one pair with D = P_j - P_k (d, d), beta (d,), c scalar."""
+    if not np.any(D):
+        return 0.25 * float(beta @ beta)
+    lam, Q = np.linalg.eigh(0.5 * (D + D.T))
+    tol = 1e-10 * p_scale
+    if lam[0] < -tol and lam[-1] > tol:
+        return np.inf
+    if lam[-1] <= tol:                      # D <= 0: swap the roles of j and k
+        lam, Q, beta, c = -lam[::-1], Q[:, ::-1], -beta, -c
+    bq = Q.T @ beta
+    pos = lam > tol
+    beta_tol = 1e-9 * max(float(np.linalg.norm(beta)), 1e-300)
+    if np.any(np.abs(bq[~pos]) > beta_tol):
+        return np.inf
+    U = c + 0.5 * float(np.sum(bq[pos] ** 2 / lam[pos]))
+    return float(2.0 * lam[pos].max() * logistic_gap_sup(U))
+
+
+def _pair_bound_scalar(c, beta2, D):
+    """Vectorised B_jk when every precision is a multiple of the identity: D = (p_j - p_k) scalar,
+    beta2 = |beta|^2. Orientation: U = sign(D) c + beta2 / (2 |D|)."""
+    c, beta2, D = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (c, beta2, D)))
+    out = 0.25 * beta2
+    nz = D != 0
+    if np.any(nz):
+        absD = np.abs(D[nz])
+        U = np.sign(D[nz]) * c[nz] + beta2[nz] / (2.0 * absD)
+        out = out.copy()
+        out[nz] = 2.0 * absD * logistic_gap_sup(U)
+    return out
+
+
+def _vertex_max(B):
+    """max_i sum_{k != i} B_ik over the last two axes (B symmetric with zero diagonal)."""
+    return np.max(np.sum(B, axis=-1), axis=-1)
+
+
+def _scalar_precision_bound(c, beta2, p, mask, range_C=None):
+    """Certified bound on sup_x ||Jac score|| when every precision is p_j I (vectorised over leading axes).
+
+    ``c``, ``beta2`` (..., J, J): the pair constants c_jk and |beta_jk|^2; ``p``, ``mask`` (..., J).
+    ``range_C`` (...) or None: the range bound on sup Var where it applies (equal variances).
+    Besides C - min p it uses sup_x E_r[p_J] <= min(max_j p_j, p_min + sum_j (p_j - p_min) sup_x r_j),
+    with r_j <= r_j / (r_j + r_k) = sigmoid(u_jk) <= sigmoid(U_jk) for any k with p_k < p_j
+    (u_jk is then a concave quadratic with maximum U_jk = c_jk + |beta_jk|^2 / (2 (p_j - p_k))).
+    """
+    J = p.shape[-1]
+    D = p[..., :, None] - p[..., None, :]
+    pair_ok = mask[..., :, None] & mask[..., None, :] & ~np.eye(J, dtype=bool)
+    B = np.where(pair_ok, _pair_bound_scalar(c, beta2, D), 0.0)
+    C = _vertex_max(B)
+    if range_C is not None:
+        C = np.minimum(C, range_C)
+    pmax = np.max(np.where(mask, p, -np.inf), axis=-1)
+    pmin = np.min(np.where(mask, p, np.inf), axis=-1)
+    pos = pair_ok & (D > 0)
+    U = np.where(pos, c + beta2 / (2.0 * np.where(pos, D, 1.0)), 0.0)
+    r_sup = np.min(np.where(pos, _expit(U), 1.0), axis=-1)                      # (..., J)
+    excess = np.where(mask, p - pmin[..., None], 0.0)
+    Ep = np.minimum(pmax, pmin + np.sum(r_sup * excess, axis=-1))
+    return np.maximum(Ep, C - pmin)
+
+
+def _logsumexp(a, axis=-1):
+    amax = np.max(a, axis=axis, keepdims=True)
+    out = amax + np.log(np.sum(np.exp(a - amax), axis=axis, keepdims=True))
+    return np.squeeze(out, axis=axis)
+
+
+def _multiplicities(value, n_groups):
+    mult = np.atleast_1d(np.asarray(value, dtype=object))
+    if mult.ndim != 1:
+        raise ValueError(f"multiplicities must be a scalar or have shape ({n_groups},), got {np.shape(value)}")
+    if mult.size == 1:
+        mult = np.repeat(mult, n_groups)
+    if mult.size != n_groups:
+        raise ValueError(f"multiplicities must be a scalar or have shape ({n_groups},), got {np.shape(value)}")
+    out = []
+    for k in mult.tolist():
+        if isinstance(k, float) and np.isfinite(k) and k.is_integer():
+            k = int(k)
+        out.append(v.positive_int("multiplicities", k))
+    return np.array(out, dtype=np.int64)
+
+
+def _groups(name, value):
+    """A (G, J) array, a 1-D array (one group) or a list of 1-D arrays -> list of float64 arrays."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is not None:
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be a (G, J) array or a list of 1-D arrays, got shape {arr.shape}")
+        rows = list(arr)
+    else:
+        try:
+            rows = list(value)
+        except TypeError as exc:
+            raise ValueError(f"{name} must be a (G, J) array or a list of 1-D arrays") from exc
+    out = []
+    for g, row in enumerate(rows):
+        row = v.finite_array(f"{name}[{g}]", row, ndim=1)
+        if row.size == 0:
+            raise ValueError(f"{name}[{g}] must have at least one component")
+        out.append(row)
+    if not out:
+        raise ValueError(f"{name} must have at least one group")
+    return out
+
+
+class ProductMixture(Target):
+    r"""Product of 1-D Gaussian mixtures: column ``g`` stands for ``multiplicities[g]`` i.i.d.
+    coordinates of law :math:`\sum_j w_{gj} N(\mu_{gj}, v_{gj})`.
+
+    At OU time t component j becomes :math:`N(e^{-t}\mu_j,\; e^{-2t}v_j + 1 - e^{-2t})`. The score
+    is separable: per column :math:`\sum_j r_j(x) s_j(x)` with :math:`s_j = -(x - m_j)/v_j` and
+    responsibilities :math:`r_j = \mathrm{softmax}_j(\log w_j + \log N(x; m_j, v_j))` (log space).
+
+    Lipschitz bound (certified; proof in the comment block above this class). Per column,
+    :math:`-\partial_x\mathrm{score} = E_r[1/v_J] - \mathrm{Var}_r(s_J)`, so
+    :math:`-\max_j 1/v_j \le \partial_x\mathrm{score} \le \sup_x\mathrm{Var}_r(s_J) - \min_j 1/v_j` and
+
+    .. math::  L(t) \le \max_g \max\big(\max_j 1/v_{gj},\; C_g - \min_j 1/v_{gj}\big),
+
+    with :math:`C_g` the smaller of the pairwise bound :math:`\max_i\sum_{k\ne i}B_{ik}` (exact for two
+    components) and, for equal variances v, :math:`(\max_j m_j - \min_j m_j)^2/(4v^2)`.
+
+    Parameters
+    ----------
+    weights : (G, J) array, or list of G 1-D arrays (J may differ between groups); a 1-D array is
+        one group. Each group's weights are > 0 and sum to one.
+    means, variances : same layout as ``weights``; variances > 0.
+    multiplicities : scalar or (G,) positive integers.
+
+    Ragged groups are stored padded to ``J = max_g J_g``; padded entries have weight 0.
+    """
+
+    is_gaussian = False
+
+    def __init__(self, weights, means, variances, multiplicities=1):
+        w = _groups("weights", weights)
+        m = _groups("means", means)
+        var = _groups("variances", variances)
+        G = len(w)
+        for name, grp in (("means", m), ("variances", var)):
+            if len(grp) != G:
+                raise ValueError(f"{name} must have {G} groups like weights, got {len(grp)}")
+        for g in range(G):
+            w[g] = v.weights(f"weights[{g}]", w[g])
+            for name, grp in (("means", m), ("variances", var)):
+                if grp[g].shape != w[g].shape:
+                    raise ValueError(f"{name}[{g}] must have {w[g].size} entries like weights[{g}], got {grp[g].size}")
+            v.positive_array(f"variances[{g}]", var[g])
+        self.n_columns = G
+        self.multiplicities = _multiplicities(multiplicities, G)
+        self.n_components = np.array([x.size for x in w])
+        J = int(self.n_components.max())
+        self.mask = np.arange(J)[None, :] < self.n_components[:, None]
+        self.weights = np.zeros((G, J))
+        self.means = np.zeros((G, J))
+        self.variances = np.ones((G, J))
+        for g in range(G):
+            k = w[g].size
+            self.weights[g, :k], self.means[g, :k], self.variances[g, :k] = w[g], m[g], var[g]
+        self.log_weights = np.full((G, J), -np.inf)
+        self.log_weights[self.mask] = np.log(self.weights[self.mask])
+        self._group_of = np.repeat(np.arange(G), self.multiplicities)
+
+    # -- parameters ----------------------------------------------------------------------------
+    def component_params(self, t):
+        """``(weights, means, variances)`` of the components at OU time t.
+
+        ``weights`` has shape (G, J); ``means`` and ``variances`` have shape ``t.shape + (G, J)``.
+        Padded entries (ragged groups) have weight 0, mean 0 and variance 1.
+        """
+        t = v.times("t", t)
+        tt = t[..., None, None] if t.ndim else t
+        return self.weights.copy(), np.exp(-tt) * self.means, ou_variance(self.variances, tt)
+
+    @staticmethod
+    def _row_t(t):
+        # t from row_times: scalar or (batch|1, 1) -> broadcastable to (batch, C, J)
+        return t[..., None] if np.ndim(t) else t
+
+    def _parts(self, x, t, cols):
+        """log-joint, log-density per column, responsibilities, component scores, variances."""
+        tt = self._row_t(t)
+        m = np.exp(-tt) * self.means[cols]
+        var = ou_variance(self.variances[cols], tt)
+        diff = x[..., None] - m
+        ell = self.log_weights[cols] - 0.5 * np.log(var) - _SQRT_2PI_LOG - 0.5 * diff**2 / var
+        lse = _logsumexp(ell, axis=-1)
+        r = np.exp(ell - lse[..., None])
+        return lse, r, -diff / var, var
+
+    def _cols(self, full):
+        return self._group_of if full else slice(None)
+
+    def _score(self, x, t, full):
+        _, r, s, _ = self._parts(x, t, self._cols(full))
+        return np.sum(r * s, axis=-1)
+
+    def _log_density(self, x, t, full):
+        lse, _, _, _ = self._parts(x, t, self._cols(full))
+        return np.sum(lse, axis=1)
+
+    def _sample(self, n, t, rng, full):
+        cols = self._cols(full)
+        W, M, V = self.weights[cols], self.means[cols], self.variances[cols]
+        C = W.shape[0]
+        cw = np.cumsum(W, axis=1)
+        u = rng.random((n, C))
+        idx = np.sum(u[..., None] >= cw[None], axis=-1)
+        idx = np.minimum(idx, self.n_components[cols][None, :] - 1)
+        ci = np.arange(C)[None, :]
+        mean0, var0 = M[ci, idx], V[ci, idx]
+        return np.exp(-t) * mean0 + np.sqrt(ou_variance(var0, t)) * rng.standard_normal((n, C))
+
+    # -- column space ----------------------------------------------------------------------------
+    def score(self, x, t):
+        x, t = self._check_x_t(x, t)
+        return self._score(x, t, False)
+
+    def score_derivative(self, x, t):
+        r"""Diagonal of the score's Jacobian per column: :math:`\mathrm{Var}_r(s_J) - E_r[1/v_J]`."""
+        x, t = self._check_x_t(x, t)
+        _, r, s, var = self._parts(x, t, slice(None))
+        sbar = np.sum(r * s, axis=-1, keepdims=True)
+        return np.sum(r * (s - sbar) ** 2, axis=-1) - np.sum(r / var, axis=-1)
+
+    def log_density(self, x, t):
+        x, t = self._check_x_t(x, t)
+        return self._log_density(x, t, False)
+
+    def cdf(self, x, t):
+        """CDF of each column's marginal at OU time t, evaluated at x (batch, G)."""
+        from scipy.special import ndtr
+
+        x, t = self._check_x_t(x, t)
+        tt = self._row_t(t)
+        m = np.exp(-tt) * self.means
+        sd = np.sqrt(ou_variance(self.variances, tt))
+        return np.sum(self.weights * ndtr((x[..., None] - m) / sd), axis=-1)
+
+    def sample(self, n, t, rng):
+        n, t = self._rows(n, t)
+        return self._sample(n, t, rng, False)
+
+    # -- constants ---------------------------------------------------------------------------------
+    def _lipschitz_columns(self, t):
+        """Certified bound per (time, column): array of shape (nt, G)."""
+        t = np.atleast_1d(v.times("t", t)).reshape(-1)
+        _, m, var = self.component_params(t)                             # (nt, G, J)
+        p = 1.0 / var
+        lw = np.where(self.mask, self.log_weights, 0.0)                   # avoid inf - inf
+        # pair quantities, axes (nt, G, j, k)
+        beta = (p * m)[..., :, None] - (p * m)[..., None, :]
+        half_q = 0.5 * p * m**2 + 0.5 * np.log(var)
+        c = lw[..., :, None] - lw[..., None, :] - half_q[..., :, None] + half_q[..., None, :]
+        mask = np.broadcast_to(self.mask, p.shape)
+        # range bound for groups with equal variances
+        v0 = np.where(self.mask, self.variances, np.nan)
+        equal = np.array([np.all(row[k] == row[0]) for row, k in zip(v0, self.mask)])
+        range_C = np.full(p.shape[:-1], np.inf)
+        if np.any(equal):
+            mm = np.where(self.mask, m, np.nan)
+            spread = np.nanmax(mm, axis=-1) - np.nanmin(mm, axis=-1)
+            pmax = np.max(np.where(self.mask, p, -np.inf), axis=-1)
+            range_C = np.where(equal, 0.25 * (spread * pmax) ** 2, np.inf)
+        return _scalar_precision_bound(c, beta**2, p, mask, range_C)
+
+    def lipschitz(self, t):
+        return float(np.max(self._lipschitz_columns(t)))
+
+    def second_moment(self):
+        per_coord = np.sum(self.weights * (self.means**2 + self.variances), axis=1)
+        return float(np.sum(self.multiplicities * per_coord))
+
+    # -- full dimension ------------------------------------------------------------------------------
+    def score_full(self, y, t):
+        y, t = self._check_x_t(y, t, self.dim)
+        return self._score(y, t, True)
+
+    def log_density_full(self, y, t):
+        y, t = self._check_x_t(y, t, self.dim)
+        return self._log_density(y, t, True)
+
+    def sample_full(self, n, t, rng):
+        n, t = self._rows(n, t)
+        return self._sample(n, t, rng, True)
+
+    def __repr__(self):
+        return f"ProductMixture(groups={self.n_columns}, components={self.n_components.tolist()}, dim={self.dim})"
+
+
+class GaussianMixture(Target):
+    r"""General Gaussian mixture :math:`\sum_j w_j N(m_j, \Sigma_j)` in :math:`R^d` (scores coupled
+    across coordinates). ``n_columns = d``, every multiplicity is 1, and the full-dimension methods
+    are the column methods.
+
+    At OU time t: :math:`m_j(t) = e^{-t}m_j`, :math:`\Sigma_j(t) = e^{-2t}\Sigma_j + (1-e^{-2t})I`
+    (same eigenvectors, eigenvalues through :func:`ou_variance`). Score
+    :math:`\sum_j r_j(x)\,(-\Sigma_j(t)^{-1}(x - m_j(t)))`, responsibilities in log space.
+
+    Lipschitz bound (certified; proof in the comment block above :class:`ProductMixture`):
+    :math:`\|\nabla\mathrm{score}\| \le \max(\max_j\lambda_{max}(P_j),\ C - \min_j\lambda_{min}(P_j))`,
+    :math:`P_j = \Sigma_j(t)^{-1}`, C the smaller of the pairwise bound and, for equal isotropic
+    variances v, :math:`D^2/(4v^2)` with D the largest distance between the means :math:`e^{-t}m_j`.
+    With full covariances that are not ordered in the Loewner sense (some :math:`\Sigma_j-\Sigma_k`
+    indefinite) the score is not globally Lipschitz for two components, and the bound is ``inf``.
+
+    Parameters
+    ----------
+    weights : (J,) > 0, summing to one
+    means : (J, d)
+    covariances : (J,) positive scalars (isotropic :math:`v_j I`) or (J, d, d) symmetric positive definite
+    """
+
+    is_gaussian = False
+
+    def __init__(self, weights, means, covariances):
+        w = v.weights("weights", weights)
+        J = w.size
+        m = v.finite_array("means", means, ndim=2)
+        if m.shape[0] != J:
+            raise ValueError(f"means must have shape ({J}, d) (one row per weight), got {m.shape}")
+        d = m.shape[1]
+        if d < 1:
+            raise ValueError("means must have at least one column (dimension d >= 1)")
+        cov = v.finite_array("covariances", covariances, ndim=(1, 3))
+        self.isotropic = cov.ndim == 1
+        if self.isotropic:
+            if cov.shape != (J,):
+                raise ValueError(f"covariances must have shape ({J},) or ({J}, {d}, {d}), got {cov.shape}")
+            cov = v.positive_array("covariances", cov)
+            self.eigvals = np.repeat(cov[:, None], d, axis=1)
+            self.eigvecs = None
+        else:
+            if cov.shape != (J, d, d):
+                raise ValueError(f"covariances must have shape ({J},) or ({J}, {d}, {d}), got {cov.shape}")
+            scale = max(1.0, float(np.abs(cov).max()))
+            if not np.allclose(cov, np.swapaxes(cov, 1, 2), atol=1e-12 * scale):
+                raise ValueError("covariances must be symmetric")
+            lam, U = np.linalg.eigh(0.5 * (cov + np.swapaxes(cov, 1, 2)))
+            if lam.min() <= 0:
+                raise ValueError(f"covariances must be positive definite, smallest eigenvalue {lam.min()!r}")
+            self.eigvals, self.eigvecs = lam, U
+        self.weights, self.means, self.covariances = w, m, cov
+        self.log_weights = np.log(w)
+        self.n_columns = d
+        self.multiplicities = np.ones(d, dtype=np.int64)
+
+    @property
+    def n_components(self) -> int:
+        return self.weights.size
+
+    # -- parameters ----------------------------------------------------------------------------
+    def component_params(self, t):
+        """``(weights, means, covariances)`` at a scalar OU time t: (J,), (J, d), and (J,) or (J, d, d)."""
+        t = v.finite_array("t", v.times("t", t), ndim=0)
+        means = np.exp(-t) * self.means
+        if self.isotropic:
+            return self.weights.copy(), means, ou_variance(self.covariances, t)
+        lam = ou_variance(self.eigvals, t)
+        return self.weights.copy(), means, np.einsum("jab,jb,jcb->jac", self.eigvecs, lam, self.eigvecs)
+
+    def _parts(self, x, t):
+        """Responsibilities (b, J), component scores (b, J, d), eigenvalues at t (., J, d), log-density (b,)."""
+        tt = t[..., None] if np.ndim(t) else t                                     # (b, 1, 1)
+        diff = x[:, None, :] - np.exp(-tt) * self.means                            # (b, J, d)
+        lam = ou_variance(self.eigvals, tt)                                        # (., J, d)
+        if self.isotropic:
+            z = diff
+        else:
+            z = np.einsum("bjd,jde->bje", diff, self.eigvecs)
+        ell = self.log_weights - 0.5 * np.sum(np.log(lam) + z**2 / lam, axis=-1) - self.n_columns * _SQRT_2PI_LOG
+        lse = _logsumexp(ell, axis=-1)
+        r = np.exp(ell - lse[:, None])
+        sz = -z / lam
+        s = sz if self.isotropic else np.einsum("bje,jde->bjd", sz, self.eigvecs)
+        return r, s, lam, lse
+
+    def score(self, x, t):
+        x, t = self._check_x_t(x, t)
+        r, s, _, _ = self._parts(x, t)
+        return np.einsum("bj,bjd->bd", r, s)
+
+    def log_density(self, x, t):
+        x, t = self._check_x_t(x, t)
+        return self._parts(x, t)[3]
+
+    def score_jacobian(self, x, t):
+        r"""Jacobian of the score, (batch, d, d): :math:`\mathrm{Cov}_r(s_J) - E_r[\Sigma_J(t)^{-1}]`."""
+        x, t = self._check_x_t(x, t)
+        r, s, lam, _ = self._parts(x, t)
+        b, d = x.shape
+        sbar = np.einsum("bj,bjd->bd", r, s)
+        ds = s - sbar[:, None, :]
+        jac = np.einsum("bj,bjd,bje->bde", r, ds, ds)
+        inv = np.broadcast_to(1.0 / lam, (b,) + self.eigvals.shape)
+        if self.isotropic:
+            jac -= np.einsum("bj,bj->b", r, inv[..., 0])[:, None, None] * np.eye(d)
+        else:
+            jac -= np.einsum("bj,jde,bje,jfe->bdf", r, self.eigvecs, inv, self.eigvecs)
+        return jac
+
+    def sample(self, n, t, rng):
+        n, t = self._rows(n, t)
+        d = self.n_columns
+        idx = np.minimum(np.sum(rng.random((n, 1)) >= np.cumsum(self.weights)[None, :], axis=1), self.n_components - 1)
+        lam = ou_variance(self.eigvals[idx], t)                                    # (n, d)
+        z = np.sqrt(lam) * rng.standard_normal((n, d))
+        if not self.isotropic:
+            z = np.einsum("nde,ne->nd", self.eigvecs[idx], z)
+        return np.exp(-t) * self.means[idx] + z
+
+    # -- constants ---------------------------------------------------------------------------------
+    def _lipschitz_one(self, t):
+        J, d = self.means.shape
+        m = np.exp(-t) * self.means
+        lam = ou_variance(self.eigvals, t)                                         # (J, d)
+        pmax = float(np.max(1.0 / lam.min(axis=1)))
+        pmin = float(np.min(1.0 / lam.max(axis=1)))
+        logdet = np.sum(np.log(lam), axis=1)
+        if self.isotropic:
+            p = 1.0 / lam[:, 0]
+            pm = p[:, None] * m
+            half_q = 0.5 * p * np.sum(m**2, axis=1) + 0.5 * logdet
+            c = self.log_weights[:, None] - self.log_weights[None, :] - half_q[:, None] + half_q[None, :]
+            beta2 = np.sum((pm[:, None, :] - pm[None, :, :]) ** 2, axis=-1)
+            range_C = None
+            if np.all(self.covariances == self.covariances[0]):
+                diam2 = float(np.max(np.sum((m[:, None, :] - m[None, :, :]) ** 2, axis=-1)))
+                range_C = 0.25 * diam2 * p[0] ** 2
+            return float(_scalar_precision_bound(c, beta2, p, np.ones(J, dtype=bool), range_C))
+        else:
+            P = np.einsum("jab,jb,jcb->jac", self.eigvecs, 1.0 / lam, self.eigvecs)
+            pm = np.einsum("jab,jb->ja", P, m)
+            half_q = 0.5 * np.einsum("ja,ja->j", m, pm) + 0.5 * logdet
+            B = np.zeros((J, J))
+            for j in range(J):
+                for k in range(j + 1, J):
+                    c = self.log_weights[j] - self.log_weights[k] - half_q[j] + half_q[k]
+                    B[j, k] = B[k, j] = _pair_bound_matrix(c, pm[j] - pm[k], P[j] - P[k], pmax)
+            C = float(_vertex_max(B))
+            if all(np.array_equal(self.covariances[j], self.covariances[0]) for j in range(J)):
+                diam2 = float(np.max(np.sum((pm[:, None, :] - pm[None, :, :]) ** 2, axis=-1)))
+                C = min(C, 0.25 * diam2)
+        return max(pmax, C - pmin)
+
+    def lipschitz(self, t):
+        t = np.atleast_1d(v.times("t", t)).reshape(-1)
+        return float(max(self._lipschitz_one(float(s)) for s in np.unique(t)))
+
+    def second_moment(self):
+        tr = self.n_columns * self.covariances if self.isotropic else np.trace(self.covariances, axis1=1, axis2=2)
+        return float(np.sum(self.weights * (np.sum(self.means**2, axis=1) + tr)))
+
+    # -- full dimension (identity: the columns are the coordinates) ---------------------------------
+    def score_full(self, y, t):
+        return self.score(y, t)
+
+    def log_density_full(self, y, t):
+        return self.log_density(y, t)
+
+    def sample_full(self, n, t, rng):
+        return self.sample(n, t, rng)
+
+    def __repr__(self):
+        kind = "isotropic" if self.isotropic else "full"
+        return f"GaussianMixture(components={self.n_components}, dim={self.n_columns}, {kind})"

@@ -1,0 +1,219 @@
+"""python -m experiments.scaling: measure N*(d, eps) for every sampler, fit exponents, set them beside the claims.
+
+The command is thin: it turns a profile (experiments/studies.py) and the options into a list of
+independent scans (experiments/cells.py), runs them through an executor with an on-disk cache,
+writes tidy CSV tables, and hands them to the analysis layer for fits, verdicts and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from experiments import _validate as v
+from experiments.cache import atomic_write_text
+from experiments.cells import Scan, code_version, run_scan
+from experiments.complexity import cost_ladder, is_monotone, nstar
+from experiments.executors import EXECUTORS, imap
+from experiments.samplers import REGISTRY
+from experiments.samplers import get as get_sampler
+from experiments.samplers._grid import DEFAULT_DELTA
+from experiments.studies import PROFILES, TARGETS, get_profile, get_target
+
+METRIC_CHOICES = {"annealed": ("tv_annealed",), "quenched": ("tv_quenched",), "both": ("tv_annealed", "tv_quenched")}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, exit status 2
+        self.exit(2, f"experiments.scaling: error: {message}\n")
+
+
+def _catalogue() -> str:
+    lines = ["samplers (claims):"]
+    for name, spec in sorted(REGISTRY.items()):
+        claim = spec.claim.describe() if spec.claim else "no claim (building block)"
+        lines.append(f"  {name:26s} {claim}")
+    lines.append("targets:")
+    for name, fam in sorted(TARGETS.items()):
+        lines.append(f"  {name:26s} {fam.description}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m experiments.scaling", description=__doc__.splitlines()[0],
+                epilog=_catalogue(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    prof = p.add_mutually_exclusive_group()
+    prof.add_argument("--quick", action="store_const", const="quick", dest="profile", help="CI profile (< 1 minute)")
+    prof.add_argument("--full", action="store_const", const="full", dest="profile", help="the paper figures (long)")
+    p.set_defaults(profile="default")
+    p.add_argument("--samplers", help="comma-separated sampler names (default: the profile's)")
+    p.add_argument("--targets", help="comma-separated target families (default: the profile's)")
+    p.add_argument("--dims", help="comma-separated dimensions d (default: the profile's)")
+    p.add_argument("--eps", help="comma-separated accuracies in (0, 1) (default: the profile's)")
+    p.add_argument("--metric", choices=sorted(METRIC_CHOICES), default="both",
+                   help="TV of the true output law (annealed), mean conditional TV (quenched), or both")
+    p.add_argument("--variants", default="theory,tuned", help="theory preset, tuned defaults, or both")
+    p.add_argument("--seed", type=int, default=0, help="root seed; every cell derives its own from its parameters")
+    p.add_argument("--out", default="results", help="output folder for tables (figures go to figures/ by default)")
+    p.add_argument("--figures", default=None, help="figure folder (default: figures/ for --out results, else OUT/figures)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="inline (default with --jobs 1), processes (default with --jobs > 1), dask")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (implies --executor dask)")
+    p.add_argument("--no-resume", action="store_true", help="ignore and overwrite cached cells")
+    p.add_argument("--dry-run", action="store_true", help="list the scans and exit")
+    return p
+
+
+def _split(text, cast, name):
+    if text is None:
+        return None
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        raise ValueError(f"{name} must list at least one value")
+    try:
+        return tuple(cast(s) for s in items)
+    except ValueError as exc:
+        raise ValueError(f"{name}: cannot read {text!r} ({exc})") from exc
+
+
+def plan_scans(args) -> list[Scan]:
+    profile = get_profile(args.profile)
+    dims = _split(args.dims, int, "--dims") or profile.dims
+    eps = _split(args.eps, float, "--eps") or profile.eps
+    for d in dims:
+        v.positive_int("--dims", d)
+    for e in eps:
+        v.in_open_interval("--eps", e, 0.0, 1.0)
+    targets = _split(args.targets, str, "--targets") or profile.targets
+    for t in targets:
+        get_target(t)
+    runs = profile.runs
+    if args.samplers is not None:
+        wanted = _split(args.samplers, str, "--samplers")
+        for name in wanted:
+            get_sampler(name)
+        known = {r.sampler: r for r in runs}
+        from experiments.studies import SamplerRun
+        runs = tuple(known.get(n, SamplerRun(n, (4, 1024))) for n in wanted)
+    variants = _split(args.variants, str, "--variants")
+    for var in variants:
+        if var not in ("theory", "tuned"):
+            raise ValueError(f"--variants must be 'theory' and/or 'tuned', got {var!r}")
+    pairs = tuple((d, e) for d in dims for e in eps)
+    scans = []
+    for tname in targets:
+        fam = get_target(tname)
+        for run in runs:
+            spec = get_sampler(run.sampler)
+            n_draws = run.n_draws if spec.randomized else 1
+            metrics = METRIC_CHOICES[args.metric] if spec.randomized else ("tv_annealed",)
+            metrics = metrics + ("sqrt_kl",)
+            costs = tuple(cost_ladder(*run.ladder, per_octave=profile.per_octave))
+            common = dict(study="scaling", profile=profile.name, sampler=run.sampler, target=tname, costs=costs,
+                          metrics=metrics, n_draws=n_draws, root_seed=args.seed,
+                          annealed_samples=profile.annealed_samples)
+            if "tuned" in variants:
+                scans.append(Scan(variant="tuned", params=tuple(sorted(run.tuned.items())), pairs=pairs, **common))
+            if "theory" in variants and run.theory and spec.theory is not None:
+                L = fam.lipschitz(DEFAULT_DELTA)
+                grouped = defaultdict(list)
+                for d, e in pairs:
+                    grouped[tuple(sorted(spec.theory(d, e, L).items()))].append((d, e))
+                for params, served in grouped.items():
+                    scans.append(Scan(variant="theory", params=params, pairs=tuple(served), **common))
+    return scans
+
+
+def nstar_table(errors, scans):
+    import pandas as pd
+
+    served = defaultdict(set)
+    for s in scans:
+        for d, e in s.pairs:
+            served[(s.sampler, s.variant, s.target, s.params)].add((d, e))
+    rows = []
+    for (sampler, variant, target, params_json, metric, d), grp in errors.groupby(
+            ["sampler", "variant", "target", "params", "metric", "d"], sort=True):
+        grp = grp.sort_values("nfe")
+        params = tuple(sorted(json.loads(params_json).items()))
+        eps_list = sorted(e for dd, e in served[(sampler, variant, target, params)] if dd == d)
+        mono = is_monotone(grp["error"], grp["error_se"])
+        for e in eps_list:
+            value, crossing = nstar(grp["nfe"].to_numpy(), grp["error"].to_numpy(), e)
+            rows.append({"study": "scaling", "sampler": sampler, "variant": variant, "target": target,
+                         "metric": metric, "d": int(d), "eps": e, "nstar": value, "crossing": crossing,
+                         "monotone": mono, "seed": int(grp["seed"].iloc[0]),
+                         "code_version": grp["code_version"].iloc[0], "profile": grp["profile"].iloc[0],
+                         "params": params_json})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        v.positive_int("--jobs", args.jobs)
+        scans = plan_scans(args)
+    except ValueError as exc:
+        print(f"experiments.scaling: error: {exc}", file=sys.stderr)
+        return 2
+    executor = args.executor or ("dask" if args.scheduler else ("processes" if args.jobs > 1 else "inline"))
+    out = Path(args.out)
+    figures = Path(args.figures) if args.figures else (Path("figures") if args.out == "results" else out / "figures")
+    if args.dry_run:
+        for s in scans:
+            print(f"{s.sampler:24s} {s.variant:6s} {s.target:14s} costs {s.costs[0]}..{s.costs[-1]} "
+                  f"({len(s.costs)}) pairs {len(s.pairs)} draws {s.n_draws} params {dict(s.params)}")
+        print(f"{len(scans)} scans; executor {executor}; output {out}; figures {figures}")
+        return 0
+    import pandas as pd
+    from tqdm import tqdm
+
+    cache_dir = out / "cache"
+    if args.no_resume and cache_dir.exists():
+        for p in cache_dir.glob("*.json"):
+            p.unlink()
+    from functools import partial
+
+    rows = []
+    try:
+        with tqdm(total=len(scans), desc="scans", unit="scan", disable=None) as bar:
+            for _, result in imap(partial(run_scan, cache_dir=str(cache_dir)), scans,
+                                  executor=executor, jobs=args.jobs, scheduler=args.scheduler):
+                rows.extend(result)
+                bar.update()
+    except KeyboardInterrupt:
+        print("experiments.scaling: interrupted; finished cells are cached, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    errors = pd.DataFrame(rows).sort_values(["sampler", "variant", "target", "params", "metric", "d", "cost"])
+    table = nstar_table(errors, scans)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "errors.csv", errors.to_csv(index=False))
+    atomic_write_text(out / "nstar.csv", table.to_csv(index=False))
+    meta = {"code_version": code_version(), "profile": args.profile, "seed": args.seed, "start": "exact",
+            "reference_mode": "exact marginal at the sampler's start level; error against the exact marginal "
+                              "at its final level", "executor": executor, "argv": sys.argv[1:] if argv is None else argv,
+            "n_scans": len(scans)}
+    atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2))
+    _analyse(out, figures)
+    print(f"wrote {out}/errors.csv ({len(errors)} rows), {out}/nstar.csv ({len(table)} rows)"
+          f" and figures in {figures}")
+    return 0
+
+
+def _analyse(out: Path, figures: Path) -> None:
+    """Fits, verdicts, tables and figures from the written CSVs (analysis never re-runs samplers)."""
+    from analysis.report import write_report
+
+    write_report(out, figures)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Studies declared as data: target families, which samplers run, d and eps grids, profiles.
+
+A target family fixes the *shape* of a law (the groups' variances, means and fractions of the
+coordinates) and grows the dimension through multiplicities, so that the assumption constants
+(L, per-coordinate moments, the spectrum shape) stay fixed as d grows (anchors.md section 5.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from experiments import _validate as v
+from experiments.targets import GroupedGaussian
+
+METRICS = ("tv_annealed", "tv_quenched", "sqrt_kl", "w2")
+PROFILES = ("quick", "default", "full")
+
+
+@dataclass(frozen=True)
+class GaussianFamily:
+    """Grouped Gaussian whose group g holds a fraction ``fractions[g]`` of the d coordinates."""
+
+    name: str
+    variances: tuple[float, ...]
+    means: tuple[float, ...]
+    fractions: tuple[float, ...]
+    description: str = ""
+
+    def at(self, d: int) -> GroupedGaussian:
+        d = v.positive_int("d", d)
+        frac = np.asarray(self.fractions, float)
+        if d < frac.size:
+            raise ValueError(f"d must be >= {frac.size} for target family {self.name!r}, got {d}")
+        k = np.floor(frac * d).astype(np.int64)
+        k = np.maximum(k, 1)
+        k[np.argmax(frac)] += d - k.sum()  # the largest group takes the rounding remainder
+        return GroupedGaussian(self.variances, self.means, k)
+
+    def lipschitz(self, delta: float) -> float:
+        """sup_{t >= delta} of the score's Lipschitz constant (same for every d)."""
+        return self.at(len(self.fractions)).lipschitz_sup(delta)
+
+
+TARGETS: dict[str, GaussianFamily] = {
+    f.name: f
+    for f in (
+        GaussianFamily(
+            "gauss_aniso", (0.1, 2.0), (0.5, -0.5), (0.5, 0.5),
+            "half the coordinates N(0.5, 0.1), half N(-0.5, 2): anisotropic, L(delta) ~ 10",
+        ),
+        GaussianFamily(
+            "gauss_lowrank", (1e-3, 1.0), (0.0, 0.3), (0.9, 0.1),
+            "90% of the coordinates nearly degenerate (variance 1e-3), like low-dimensional data; stiff near t = 0",
+        ),
+    )
+}
+
+
+def get_target(name: str) -> GaussianFamily:
+    if name not in TARGETS:
+        raise ValueError(f"target must be one of {sorted(TARGETS)}, got {name!r}")
+    return TARGETS[name]
+
+
+@dataclass(frozen=True)
+class SamplerRun:
+    """One sampler in a study: the cost ladder it scans and the parameters of its tuned variant."""
+
+    sampler: str
+    ladder: tuple[int, int]              # (smallest cost, largest cost) of the geometric ladder
+    tuned: dict = field(default_factory=dict)
+    n_draws: int = 1                     # internal-randomness draws for randomized samplers
+    theory: bool = True                  # also run the theory preset
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dims: tuple[int, ...]
+    eps: tuple[float, ...]
+    targets: tuple[str, ...]
+    runs: tuple[SamplerRun, ...]
+    per_octave: int = 2
+    annealed_samples: int = 20000
+
+
+_BASELINES_QUICK = (
+    SamplerRun("ddpm", (4, 512)),
+    SamplerRun("ddim", (4, 512)),
+)
+
+PROFILE_TABLE: dict[str, Profile] = {
+    "quick": Profile(
+        "quick", dims=(10, 1000, 100000), eps=(0.2, 0.1, 0.05), targets=("gauss_aniso",),
+        runs=_BASELINES_QUICK, per_octave=2,
+    ),
+    "default": Profile(
+        "default", dims=(10, 100, 1000, 10000, 100000, 1000000), eps=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005),
+        targets=("gauss_aniso",), runs=_BASELINES_QUICK, per_octave=2,
+    ),
+    "full": Profile(
+        "full", dims=tuple(int(10**k) for k in range(1, 10)), eps=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002),
+        targets=("gauss_aniso", "gauss_lowrank"), runs=_BASELINES_QUICK, per_octave=3,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILE_TABLE:
+        raise ValueError(f"profile must be one of {PROFILES}, got {name!r}")
+    return PROFILE_TABLE[name]
