@@ -203,7 +203,7 @@ def make_grid(kind: str, T, delta, n, **kwargs):
 # --- the Li & Jiao randomised schedule ----------------------------------------------------------
 
 
-def li_jiao_alpha_hat(T_iter, n_tail, c0, c1):
+def li_jiao_alpha_hat(T_iter, n_tail, c0, c1, *, with_complement=False):
     r"""Deterministic part of the Li & Jiao (ICLR 2025, Sec. 3.1) learning-rate schedule.
 
     .. math::  \hat\alpha_{T+1} = T^{-c_0},\qquad \hat\alpha_{t-1} = \hat\alpha_t + c\,\hat\alpha_t(1-\hat\alpha_t),
@@ -213,7 +213,10 @@ def li_jiao_alpha_hat(T_iter, n_tail, c0, c1):
     is continued below ``t = 1`` rather than clipped, algorithms_rm.md 2.10.3).
 
     Returns ``alpha_hat`` ordered by *decreasing* index: ``alpha_hat[j]`` is :math:`\hat\alpha_{T+1-j}`,
-    so it increases with ``j`` (noise decreases).
+    so it increases with ``j`` (noise decreases). Near the end :math:`\hat\alpha` is within a few ulps
+    of 1, so the noise level :math:`1-\hat\alpha` is carried by its own recursion
+    :math:`(1-\hat\alpha_{t-1}) = (1-\hat\alpha_t)(1 - c\,\hat\alpha_t)` rather than by subtraction;
+    ``with_complement=True`` also returns it.
     """
     T_iter = v.positive_int("T_iter", T_iter, minimum=2)
     n_tail = v.positive_int("n_tail", n_tail, minimum=0)
@@ -224,12 +227,15 @@ def li_jiao_alpha_hat(T_iter, n_tail, c0, c1):
         raise ValueError(f"c1 * ln(T_iter) / T_iter must be < 1 (got {c:.3g}); lower c1 or raise T_iter")
     n_points = T_iter + 2 + n_tail
     a = np.empty(n_points)
+    b = np.empty(n_points)  # b = 1 - a, kept to full relative precision
     a[0] = float(T_iter) ** (-c0)
+    b[0] = -np.expm1(-c0 * np.log(T_iter))
     for j in range(1, n_points):
-        a[j] = a[j - 1] + c * a[j - 1] * (1 - a[j - 1])
-    if not np.all(np.diff(a) > 0) or a[-1] >= 1:
-        raise ValueError("the Li & Jiao recursion did not produce increasing alpha_hat in (0, 1)")
-    return a
+        a[j] = a[j - 1] + c * a[j - 1] * b[j - 1]
+        b[j] = b[j - 1] * (1.0 - c * a[j - 1])
+    if not (np.all(np.diff(b) < 0) and np.all(b > 0)):
+        raise ValueError("the Li & Jiao recursion did not produce decreasing noise levels 1 - alpha_hat in (0, 1)")
+    return (a, b) if with_complement else a
 
 
 def li_jiao_random_nodes(alpha_hat, u):
