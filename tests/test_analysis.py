@@ -1,0 +1,387 @@
+"""Tests of the analysis layer: exponent fits, verdicts, figures and tables, on synthetic tables.
+
+Synthetic N* = C d^a (1/eps)^b exp(sigma Z) with known (a, b): the fits must cover the truth at
+the nominal rate over many independent replicates (not one lucky seed), misspecified claims must
+be flagged (negative controls), and degenerate inputs must give NaN with a reason.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from analysis import figures, fits, tables, verdicts
+from experiments.samplers import Claim
+
+D_GRID = (10, 30, 100, 300, 1000)
+EPS_GRID = (0.3, 0.1, 0.03, 0.01, 0.003)
+
+
+def synthetic_nstar(rng, *, a, b, sigma=0.1, ds=D_GRID, eps=EPS_GRID, groups=1, C=3.0, log_power=0.0,
+                    sampler="s", metric="tv_annealed", target="gauss"):
+    """N* = C d^a eps^-b log(d/eps)^log_power exp(sigma Z), one group per replicate."""
+    D, E = (g.ravel() for g in np.meshgrid(np.asarray(ds, float), np.asarray(eps, float), indexing="ij"))
+    frames = []
+    for g in range(groups):
+        n = C * D**a * E**-b * np.log(D / E) ** log_power * np.exp(sigma * rng.normal(size=D.size))
+        frames.append(pd.DataFrame(dict(
+            study="t", sampler=sampler if groups == 1 else f"{sampler}{g}", variant="theory", target=target,
+            metric=metric, d=D, eps=E, nstar=n, crossing="interpolated", monotone=True, seed=g)))
+    return pd.concat(frames)
+
+
+def covered(f, name, truth):
+    return ((f[f"{name}_lo"] <= truth) & (truth <= f[f"{name}_hi"])).to_numpy()
+
+
+# ---------------------------------------------------------------- fits
+
+
+def test_joint_fit_matches_brute_force_ols_and_hc3(rng):
+    df = synthetic_nstar(rng, a=0.5, b=1.0)
+    f = fits.fit_joint(df).iloc[0]
+    X = np.column_stack([np.ones(len(df)), np.log(df["d"]), np.log(1 / df["eps"])])
+    y = np.log(df["nstar"].to_numpy())
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    # HC3 by hand: (X'X)^-1 X' diag(e_i^2 / (1 - h_i)^2) X (X'X)^-1
+    XtX_inv = np.linalg.inv(X.T @ X)
+    h = np.einsum("ij,jk,ik->i", X, XtX_inv, X)
+    e = y - X @ beta
+    cov = XtX_inv @ (X.T * (e**2 / (1 - h) ** 2)) @ X @ XtX_inv
+    assert np.allclose([f["c"], f["a"], f["b"]], beta, rtol=0, atol=1e-12)
+    assert np.allclose([f["a_se"], f["b_se"]], np.sqrt(np.diag(cov))[1:], rtol=1e-10)
+    assert f["cov_ab"] == pytest.approx(cov[1, 2], rel=1e-10)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(y) - 3) * f["a_se"]
+    assert f["a_lo"] == pytest.approx(f["a"] - half) and f["a_hi"] == pytest.approx(f["a"] + half)
+    assert f["n"] == 25 and f["df_resid"] == 22 and f["reason"] == ""
+    assert f["resid_sd"] == pytest.approx(np.sqrt(np.sum(e**2) / 22))
+
+
+@pytest.mark.parametrize("grid", [(D_GRID, EPS_GRID), ((10, 100, 1000), (0.1, 0.03, 0.01))], ids=["5x5", "3x3"])
+def test_joint_fit_coverage_over_replicates(rng, grid):
+    """Over 200 independent replicates the 95% intervals contain the truth about 95% of the time.
+
+    Binomial standard error of the coverage at n = 200: sqrt(0.95 * 0.05 / 200) = 0.015; we accept
+    coverage >= 0.95 - 4 s.e. Over-wide intervals are caught by comparing the mean robust s.e. with
+    the spread of the estimates across replicates (ratio within [0.8, 1.3]: the relative error of a
+    standard deviation from 200 draws is 5%, and HC3 is known to be slightly conservative).
+    """
+    ds, eps = grid
+    df = synthetic_nstar(rng, a=0.5, b=1.0, sigma=0.1, ds=ds, eps=eps, groups=200)
+    f = fits.fit_joint(df, by=["sampler"])
+    assert len(f) == 200 and (f["n"] == len(ds) * len(eps)).all()
+    floor = 0.95 - 4 * np.sqrt(0.95 * 0.05 / 200)
+    for name, truth in (("a", 0.5), ("b", 1.0)):
+        assert covered(f, name, truth).mean() >= floor, name
+        ratio = f[f"{name}_se"].mean() / f[name].std(ddof=1)
+        assert 0.8 < ratio < 1.3, (name, ratio)
+
+
+def test_heteroskedastic_noise_still_covered(rng):
+    """Noise growing with d (as Monte Carlo noise could): HC3 intervals keep their coverage."""
+    D, E = (g.ravel() for g in np.meshgrid(np.asarray(D_GRID, float), np.asarray(EPS_GRID, float), indexing="ij"))
+    sigma = 0.02 + 0.15 * np.log(D) / np.log(D.max())
+    frames = [pd.DataFrame(dict(sampler=f"s{g}", d=D, eps=E, crossing="interpolated",
+                                nstar=D**0.7 * E**-1.5 * np.exp(sigma * rng.normal(size=D.size))))
+              for g in range(200)]
+    f = fits.fit_joint(pd.concat(frames), by=["sampler"])
+    floor = 0.95 - 4 * np.sqrt(0.95 * 0.05 / 200)
+    assert covered(f, "a", 0.7).mean() >= floor
+    assert covered(f, "b", 1.5).mean() >= floor
+
+
+def test_fixed_slices_recover_exponents(rng):
+    df = synthetic_nstar(rng, a=0.25, b=2.0 / 3.0, sigma=0.0)
+    at_d = fits.fit_fixed_d(df)
+    at_eps = fits.fit_fixed_eps(df)
+    assert len(at_d) == len(D_GRID) and len(at_eps) == len(EPS_GRID)
+    assert np.allclose(at_d["b"], 2.0 / 3.0, atol=1e-10)
+    assert np.allclose(at_eps["a"], 0.25, atol=1e-10)
+    noisy = synthetic_nstar(rng, a=0.25, b=2.0 / 3.0, sigma=0.05, groups=40)
+    at_d = fits.fit_fixed_d(noisy, by=["sampler"])
+    floor = 0.95 - 4 * np.sqrt(0.95 * 0.05 / len(at_d))
+    assert covered(at_d, "b", 2.0 / 3.0).mean() >= floor
+    assert (at_d["n"] == 5).all() and (at_d["reason"] == "").all()
+
+
+def test_local_slopes_are_pairwise_log_log_slopes():
+    # a bend: slope 1 in d up to d = 100, then 1/2; slope 2 in 1/eps everywhere
+    ds, eps = np.array([10.0, 100.0, 1000.0]), np.array([0.1, 0.01])
+    rows = []
+    for d in ds:
+        for e in eps:
+            n = (d if d <= 100 else 100 * np.sqrt(d / 100)) * e**-2
+            rows.append(dict(sampler="s", metric="kl", d=d, eps=e, nstar=n, crossing="interpolated"))
+    ls = fits.local_slopes(pd.DataFrame(rows))
+    along_d = ls[ls["direction"] == "d"].sort_values(["fixed", "x_lo"])
+    assert np.allclose(along_d["slope"], [1.0, 0.5, 1.0, 0.5])
+    assert np.allclose(along_d["x_mid"], [np.sqrt(1000), np.sqrt(1e5)] * 2)
+    along_eps = ls[ls["direction"] == "eps"]
+    assert np.allclose(along_eps["slope"], 2.0) and len(along_eps) == 3
+    assert np.allclose(along_eps["x_lo"], 10.0) and np.allclose(along_eps["x_hi"], 100.0)
+
+
+def test_log_term_absorbs_polylog(rng):
+    """N* = d^0.5 eps^-1 log(d/eps): the plain fit is biased upward, the log-term fit is not."""
+    df = synthetic_nstar(rng, a=0.5, b=1.0, sigma=0.01, log_power=1.0)
+    plain = fits.fit_joint(df).iloc[0]
+    with_log = fits.fit_joint(df, log_term=True).iloc[0]
+    assert plain["a_lo"] > 0.5 and plain["b_lo"] > 1.0  # logs show up as extra exponent
+    assert with_log["a_lo"] <= 0.5 <= with_log["a_hi"]
+    assert with_log["b_lo"] <= 1.0 <= with_log["b_hi"]
+    assert with_log["g_lo"] <= 1.0 <= with_log["g_hi"]
+    assert "log log" in with_log["model"]
+
+
+def test_window_and_dropped_rows(rng):
+    df = synthetic_nstar(rng, a=0.5, b=1.0).reset_index(drop=True)
+    df.loc[0, ["nstar", "crossing"]] = [np.nan, "above_grid"]
+    df.loc[1, ["nstar", "crossing"]] = [np.nan, "below_grid"]
+    df.loc[2, "monotone"] = False
+    f = fits.fit_joint(df, window={"d": (30, None), "eps": (None, 0.1)}).iloc[0]
+    assert f["d_min"] == 30 and f["eps_max"] == 0.1
+    assert f["n"] == 4 * 4 and f["n_dropped"] == 25 - 16
+    assert "1 above_grid" in f["dropped"] and "1 below_grid" in f["dropped"] and "outside window" in f["dropped"]
+    assert "d in [30, 1000]" in f["window"]
+    full = fits.fit_joint(df).iloc[0]
+    assert full["n"] == 23 and full["n_nonmonotone"] == 1
+    with pytest.raises(ValueError, match="window"):
+        fits.fit_joint(df, window={"L": (1, 2)})
+
+
+# ---------------------------------------------------------------- degenerate inputs
+
+
+def _rows(points, **extra):
+    return pd.DataFrame([dict(sampler="s", metric="tv_annealed", d=d, eps=e, nstar=n, crossing="interpolated", **extra)
+                         for d, e, n in points])
+
+
+def test_too_few_points_give_nan_intervals_with_reason():
+    two = _rows([(10, 0.1, 50.0), (100, 0.01, 900.0)])
+    f = fits.fit_joint(two).iloc[0]
+    assert np.isnan(f["a_lo"]) and np.isnan(f["b_hi"]) and f["reason"]
+    slice2 = fits.fit_fixed_d(_rows([(10, 0.1, 50.0), (10, 0.01, 500.0)])).iloc[0]
+    assert slice2["b"] == pytest.approx(1.0)  # the slope through two points is a real number
+    assert np.isnan(slice2["b_lo"]) and np.isnan(slice2["b_hi"]) and "no interval" in slice2["reason"]
+    one = fits.fit_fixed_eps(_rows([(10, 0.1, 50.0)])).iloc[0]
+    assert np.isnan(one["a"]) and one["reason"]
+
+
+def test_single_dimension_leaves_a_unidentified():
+    f = fits.fit_joint(_rows([(10, e, 5 / e * (1 + 0.01 * k)) for k, e in enumerate([0.3, 0.1, 0.03, 0.01])])).iloc[0]
+    assert np.isnan(f["a"]) and np.isnan(f["a_lo"]) and "a not identifiable" in f["reason"]
+    assert np.isfinite(f["b"]) and np.isfinite(f["b_lo"])
+
+
+def test_no_usable_points_and_leverage_one():
+    nothing = pd.DataFrame([dict(sampler="s", metric="kl", d=10, eps=0.1, nstar=np.nan, crossing="above_grid")] * 3)
+    f = fits.fit_joint(nothing).iloc[0]
+    assert f["n"] == 0 and f["n_dropped"] == 3 and f["reason"] == "no usable points" and np.isnan(f["b"])
+    # two points at eps = 0.1 and one alone at 0.01: the lone point has leverage 1, HC3 is undefined
+    lev = fits.fit_fixed_d(_rows([(10, 0.1, 50.0), (10, 0.1, 55.0), (10, 0.01, 500.0)])).iloc[0]
+    assert np.isfinite(lev["b"]) and np.isnan(lev["b_lo"]) and "leverage" in lev["reason"]
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def test_verdict_on_hand_built_intervals():
+    assert verdicts.verdict(0.6, 0.8, 0.5) == "violated"
+    assert verdicts.verdict(0.4, 0.6, 0.5) == "tight"
+    assert verdicts.verdict(0.5, 0.6, 0.5) == "tight"  # boundary belongs to the interval
+    assert verdicts.verdict(0.2, 0.4, 0.5) == "loose"
+    assert verdicts.verdict(np.nan, 0.4, 0.5) == "undetermined"
+    assert verdicts.verdict(0.2, 0.4, Fraction(1, 3)) == "tight"
+    with pytest.raises(ValueError, match="lo"):
+        verdicts.verdict(0.6, 0.4, 0.5)
+
+
+CLAIMS = {
+    "s": Claim("paper S", "Thm 1", "tv", Fraction(1, 2), Fraction(1)),
+    "k": Claim("paper K", "Thm 2", "kl", Fraction(1, 2), Fraction(1), notes="KL <= eps^2"),
+}
+
+
+def test_true_claim_is_tight_and_wrong_data_are_flagged(rng):
+    """Negative controls: data with larger exponents -> violated, smaller -> loose, in every seed."""
+    for seed in range(5):
+        r = np.random.default_rng([seed, 7])
+        steep = fits.fit_joint(synthetic_nstar(r, a=0.7, b=1.4))
+        shallow = fits.fit_joint(synthetic_nstar(r, a=0.3, b=0.6))
+        v_steep = verdicts.verdicts(steep, CLAIMS, randomized={"s": False}).iloc[0]
+        v_shallow = verdicts.verdicts(shallow, CLAIMS, randomized={"s": False}).iloc[0]
+        assert (v_steep["verdict_d"], v_steep["verdict_eps"]) == ("violated", "violated")
+        assert (v_shallow["verdict_d"], v_shallow["verdict_eps"]) == ("loose", "loose")
+    # data generated from the claim itself: tight in (about) 95% of replicates
+    f = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0, groups=100), by=["sampler", "metric"])
+    f["sampler"] = "s"
+    v = verdicts.verdicts(f, CLAIMS, randomized={"s": False})
+    floor = 0.95 - 4 * np.sqrt(0.95 * 0.05 / 100)
+    assert (v["verdict_d"] == "tight").mean() >= floor and (v["verdict_eps"] == "tight").mean() >= floor
+    assert set(v["verdict_d"]) <= {"tight", "violated", "loose"}
+
+
+def test_metric_matching_and_kl_conversion(rng):
+    # KL claim KL <= eps^2 after d^(1/2) eps^-1 steps; the table's eps bounds KL itself:
+    # N*(KL <= e) = d^(1/2) e^(-1/2), so the claimed exponent of 1/e is 1/2
+    f = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=0.5, sampler="k", metric="kl"))
+    v = verdicts.verdicts(f, CLAIMS, randomized={"k": False}).iloc[0]
+    assert v["b_claim"] == 0.5 and v["a_claim"] == 0.5 and v["metric_match"] == "same"
+    assert v["verdict_eps"] == "tight" and v["verdict_d"] == "tight"
+    # the same table read as sqrt(KL) would make the claim loose in eps
+    v_sqrt = verdicts.verdicts(f, CLAIMS, randomized={"k": False}, kl_error="sqrt").iloc[0]
+    assert v_sqrt["b_claim"] == 1.0 and v_sqrt["verdict_eps"] == "loose"
+    # a KL claim tested through annealed TV (Pinsker), a TV claim through quenched TV
+    assert verdicts.match_metric("kl", "tv_annealed")[0] == "implied (Pinsker)"
+    assert verdicts.match_metric("tv", "tv_quenched")[0] == "upper proxy"
+    assert verdicts.match_metric("w2", "tv_annealed")[0] == "none"
+    tv_for_w2 = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0, sampler="w"))
+    w = verdicts.verdicts(tv_for_w2, {"w": Claim("p", "t", "w2", Fraction(1), Fraction(1))}, randomized={}).iloc[0]
+    assert w["verdict_d"] == "not comparable" and np.isnan(w["a_claim"])
+    none = verdicts.verdicts(tv_for_w2, {}, randomized={}).iloc[0]
+    assert none["verdict_d"] == "no claim"
+    with pytest.raises(ValueError, match="kl_error"):
+        verdicts.verdicts(f, CLAIMS, kl_error="nats")
+
+
+def test_structure_b_equals_2a_check(rng):
+    """Deterministic sampler on a product target: b = 2a holds for N* = f(d/eps^2), fails otherwise."""
+    on = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0, sigma=0.05))
+    off = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.5, sigma=0.05))
+    v_on = verdicts.verdicts(on, CLAIMS, randomized={"s": False}).iloc[0]
+    v_off = verdicts.verdicts(off, CLAIMS, randomized={"s": False}).iloc[0]
+    assert v_on["structure_applies"] and v_on["structure"] == "consistent"
+    assert v_on["b_minus_ra_lo"] <= 0 <= v_on["b_minus_ra_hi"] and v_on["structure_ratio"] == 2
+    assert v_off["structure"] == "inconsistent" and v_off["b_minus_ra_lo"] > 0
+    assert bool(v_on["claim_on_structure"])  # the claim d^(1/2) eps^-1 itself has b = 2a
+    # the contrast interval equals statsmodels' own HC3 t-test of b - 2a
+    df = synthetic_nstar(rng, a=0.5, b=1.0, sigma=0.05)
+    f = fits.fit_joint(df)
+    v = verdicts.verdicts(f, CLAIMS, randomized={"s": False}).iloc[0]
+    X = np.column_stack([np.ones(len(df)), np.log(df["d"]), np.log(1 / df["eps"])])
+    res = sm.OLS(np.log(df["nstar"].to_numpy()), X).fit(cov_type="HC3", use_t=True)
+    lo, hi = np.asarray(res.t_test([0, -2, 1]).conf_int(alpha=0.05))[0]
+    assert (v["b_minus_ra_lo"], v["b_minus_ra_hi"]) == pytest.approx((lo, hi), rel=1e-9)
+    # randomized samplers, unknown samplers and dense targets are not subject to the check
+    assert verdicts.verdicts(f, CLAIMS, randomized={"s": True}).iloc[0]["structure"] == "n/a"
+    assert verdicts.verdicts(f, CLAIMS, randomized={}).iloc[0]["structure"] == "n/a"
+    dense = verdicts.verdicts(f.assign(target="gmm_dense"), CLAIMS, randomized={"s": False}).iloc[0]
+    assert dense["structure"] == "n/a"
+    # KL itself is a sum over coordinates: N* = f(d/eps), so r = 1
+    kl = verdicts.verdicts(fits.fit_joint(synthetic_nstar(rng, a=0.5, b=0.5, sampler="k", metric="kl")),
+                           CLAIMS, randomized={"k": False}).iloc[0]
+    assert kl["structure_ratio"] == 1 and kl["structure"] == "consistent"
+
+
+def test_registry_claims_are_read():
+    """Default claims come from experiments.samplers (P7): one place for each paper's exponents."""
+    claims = verdicts.registry_claims()
+    assert isinstance(claims["ddim"], Claim)
+    f = fits.fit_joint(synthetic_nstar(np.random.default_rng(3), a=0.5, b=1.0, sampler="ddim"))
+    v = verdicts.verdicts(f).iloc[0]
+    assert v["a_claim"] == float(claims["ddim"].d_exp) and v["theorem"] == claims["ddim"].theorem
+    assert v["structure_applies"]  # DDIM has deterministic step times
+
+
+def test_compare_at_equal_eps():
+    rows = []
+    for d in (10.0, 100.0):
+        for e in (0.1, 0.01):
+            rows.append(dict(sampler="li_jiao", variant="theory", target="g", metric="tv_annealed", d=d, eps=e,
+                             nstar=2 * d ** (1 / 3) / e, crossing="interpolated"))
+            rows.append(dict(sampler="gcc", variant="theory", target="g", metric="tv_annealed", d=d, eps=e,
+                             nstar=d ** (5 / 12) / e if d < 100 else np.nan,
+                             crossing="interpolated" if d < 100 else "above_grid"))
+    cmp = verdicts.compare_at_equal_eps(pd.DataFrame(rows), "li_jiao", "gcc")
+    assert len(cmp) == 4
+    at10 = cmp[cmp["d"] == 10]
+    assert np.allclose(at10["ratio"], 2 * 10 ** (1 / 3 - 5 / 12))
+    at100 = cmp[cmp["d"] == 100]
+    assert at100["ratio"].isna().all() and (at100["crossing_b"] == "above_grid").all()
+    text = tables.comparison_table(cmp)
+    assert "above grid" in text and "N* li_jiao / N* gcc" in text
+    with pytest.raises(ValueError, match="sampler"):
+        verdicts.compare_at_equal_eps(pd.DataFrame(rows), "li_jiao", "nope")
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _synthetic_results(tmp_path, rng):
+    """errors.csv and nstar.csv as experiments/scaling.py writes them, for two samplers."""
+    costs = np.unique(np.round(np.geomspace(4, 4000, 10)).astype(int))
+    err_rows, n_rows = [], []
+    common = dict(study="t", variant="theory", target="gauss", seed=1, code_version="test", profile="quick")
+    for sampler, metrics in (("s", ("tv_annealed",)), ("r", ("tv_annealed", "tv_quenched"))):
+        for d in (10, 100, 1000):
+            for metric in metrics:
+                err = np.minimum(0.9, (1.3 if metric == "tv_quenched" else 1.0) * 0.5 * np.sqrt(d) / costs)
+                # as for the theory variant, a second parameter set (serving other eps) at the largest d
+                for params, scale in (('{"T": 8}', 1.0),) + ((('{"T": 12}', 0.7),) if d == 1000 else ()):
+                    for c, e in zip(costs, scale * err, strict=True):
+                        err_rows.append(dict(common, sampler=sampler, metric=metric, d=d, cost=c, nfe=float(c),
+                                             rounds=float(c), error=e, error_se=0.03 * e, n_draws=100,
+                                             start="exact", params=params))
+                for eps in (0.1, 0.03, 0.01):
+                    n = 0.5 * np.sqrt(d) / eps * (1.3 if metric == "tv_quenched" else 1.0)
+                    ok = costs[0] < n < costs[-1]
+                    n_rows.append(dict(common, sampler=sampler, metric=metric, d=d, eps=eps,
+                                       nstar=n if ok else np.nan,
+                                       crossing="interpolated" if ok else "above_grid", monotone=True))
+    pd.DataFrame(err_rows).to_csv(tmp_path / "errors.csv", index=False)
+    pd.DataFrame(n_rows).to_csv(tmp_path / "nstar.csv", index=False)
+
+
+def test_make_all_writes_pngs(tmp_path, rng):
+    _synthetic_results(tmp_path, rng)
+    claims = {"s": CLAIMS["s"], "r": Claim("p", "t", "tv", Fraction(1, 3), Fraction(2, 3))}
+    paths = figures.make_all(tmp_path, tmp_path / "fig", claims=claims)
+    names = sorted(p.name for p in paths)
+    assert len(names) == 3 + 3 + 1
+    assert any(n.startswith("tv_quenched_vs_annealed__") for n in names)
+    for p in paths:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    with pytest.raises(ValueError, match="results_dir"):
+        figures.make_all(tmp_path / "empty", tmp_path / "fig2", claims=claims)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_render_table_format():
+    df = pd.DataFrame(dict(name=["x|y", "z"], a=[0.5, np.nan], a_lo=[0.4, np.nan], a_hi=[0.61, np.nan],
+                           n=[12, 3], r=[-0.0001, 1234.5678], ok=[True, False], frac=[Fraction(1, 3), None]))
+    text = tables.render_table(df, ["name", "a [ci]", "n", "r", "ok", "frac"], headers={"a [ci]": "a [95% CI]"})
+    assert text == (
+        "| name | a [95% CI] | n | r | ok | frac |\n"
+        "|---|---:|---:|---:|---|---|\n"
+        "| x\\|y | 0.50 [0.40, 0.61] | 12 | -0.0001 | yes | 1/3 |\n"
+        "| z | n/a | 3 | 1234.57 | no | n/a |\n"
+    )
+    assert tables.fmt_float(-0.001) == "-0.001" and tables.fmt_float(-0.004, 2) == "-0.004"
+    assert tables.fmt_float(-0.0, 2) == "0.00" and tables.fmt_float(-0.04, 1) == "-0.04"
+    assert tables.fmt_interval(0.5, np.nan, 0.6) == "0.50 [n/a]"
+    assert tables.fmt_fraction(2 / 3) == "2/3" and tables.fmt_fraction(0.4142) == "0.41"
+    with pytest.raises(ValueError, match="columns"):
+        tables.render_table(df, ["b [ci]"])
+
+
+def test_fit_and_verdict_tables_are_stable(rng):
+    f = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0))
+    v = verdicts.verdicts(f, CLAIMS, randomized={"s": False})
+    ft, vt, st = tables.fits_table(f), tables.verdicts_table(v), tables.structure_table(v)
+    assert ft == tables.fits_table(f)  # deterministic
+    for text in (ft, vt, st):
+        lines = text.strip().split("\n")
+        widths = {line.count(" | ") for line in lines if not line.startswith("|-")}
+        assert len(lines) == 3 and len(widths) == 1  # header, rule, one row, same number of cells
+    assert "| s | theory | gauss | tv_annealed | 1/2 |" in vt and "tight" in vt
+    assert "consistent" in st
