@@ -26,7 +26,6 @@ from experiments.cache import CellCache
 from experiments.errors import law_error
 from experiments.laws import GaussianColumnLaw, gaussian_law
 from experiments.samplers import get as get_sampler
-from experiments.studies import get_target
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +45,7 @@ class Scan:
     profile: str
     sampler: str
     variant: str                               # "theory" | "tuned"
-    target: str
+    family: object                             # target family (picklable; has name, at(d)) shipped to workers
     params: tuple                              # sorted (name, value) pairs passed to spec.make
     costs: tuple[int, ...]
     pairs: tuple[tuple[int, float], ...]       # the (d, eps) this scan serves
@@ -57,11 +56,15 @@ class Scan:
     annealed_samples: int = 20000
 
     @property
+    def target(self) -> str:
+        return self.family.name
+
+    @property
     def dims(self) -> tuple[int, ...]:
         return tuple(sorted({d for d, _ in self.pairs}))
 
     def law_id(self, cost: int) -> dict:
-        return {"sampler": self.sampler, "params": list(map(list, self.params)), "target": self.target,
+        return {"sampler": self.sampler, "params": list(map(list, self.params)), "target": repr(self.family),
                 "cost": int(cost), "n_draws": self.n_draws, "seed": self.root_seed, "start": self.start}
 
     def seed_sequence(self, cost: int) -> np.random.SeedSequence:
@@ -81,7 +84,7 @@ def lifted(law: GaussianColumnLaw, multiplicities) -> GaussianColumnLaw:
 def evaluate_cost(scan: Scan, cost: int) -> dict:
     """Law at one cost and its errors at every dimension and metric of the scan."""
     spec = get_sampler(scan.sampler)
-    family = get_target(scan.target)
+    family = scan.family
     law_seq, metric_seq = scan.seed_sequence(cost).spawn(2)
     kernel = spec.make(cost, **dict(scan.params))
     law = gaussian_law(kernel, family.at(max(scan.dims)), n_draws=scan.n_draws,

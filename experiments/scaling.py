@@ -34,7 +34,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _catalogue() -> str:
-    lines = ["samplers (claims):"]
+    from experiments.extra_studies import studies
+
+    lines = ["studies (python -m experiments.scaling STUDY [options]; default: the N*(d, eps) study):"]
+    for name, study in studies().items():
+        lines.append(f"  {name:26s} {study.description}")
+    lines.append("samplers (claims):")
     for name, spec in sorted(REGISTRY.items()):
         claim = spec.claim.describe() if spec.claim else "no claim (building block)"
         lines.append(f"  {name:26s} {claim}")
@@ -115,7 +120,7 @@ def plan_scans(args) -> list[Scan]:
             metrics = METRIC_CHOICES[args.metric] if spec.randomized else ("tv_annealed",)
             metrics = metrics + ("sqrt_kl",)
             costs = tuple(cost_ladder(*run.ladder, per_octave=profile.per_octave))
-            common = dict(study="scaling", profile=profile.name, sampler=run.sampler, target=tname, costs=costs,
+            common = dict(study="scaling", profile=profile.name, sampler=run.sampler, family=fam, costs=costs,
                           metrics=metrics, n_draws=n_draws, root_seed=args.seed,
                           annealed_samples=profile.annealed_samples)
             if "tuned" in variants:
@@ -154,7 +159,48 @@ def nstar_table(errors, scans):
     return pd.DataFrame(rows)
 
 
+def run_study(study, argv) -> int:
+    """Run one of the seeds' other studies (experiments.extra_studies) with the common options."""
+    from experiments.extra_studies import StudyContext
+
+    p = _Parser(prog=f"python -m experiments.scaling {study.name}", description=study.description)
+    prof = p.add_mutually_exclusive_group()
+    prof.add_argument("--quick", action="store_const", const="quick", dest="profile", help="CI profile")
+    prof.add_argument("--full", action="store_const", const="full", dest="profile", help="long profile")
+    p.set_defaults(profile="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=f"results/{study.name}")
+    p.add_argument("--figures", default=None, help=f"default: figures/{study.name} (or OUT/figures with --out)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--executor", choices=EXECUTORS, default=None)
+    p.add_argument("--scheduler", default=None)
+    p.add_argument("--no-resume", action="store_true")
+    args = p.parse_args(argv)
+    default_out = args.out == f"results/{study.name}"
+    figures = args.figures or (f"figures/{study.name}" if default_out else str(Path(args.out) / "figures"))
+    try:
+        v.positive_int("--jobs", args.jobs)
+        executor = args.executor or ("dask" if args.scheduler else ("processes" if args.jobs > 1 else "inline"))
+        ctx = StudyContext(profile=args.profile, seed=args.seed, out=Path(args.out), figures=Path(figures),
+                           jobs=args.jobs, executor=executor, scheduler=args.scheduler, resume=not args.no_resume)
+        tables = study.run(ctx)
+    except ValueError as exc:
+        print(f"experiments.scaling {study.name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("experiments.scaling: interrupted; finished cells are cached, rerun to resume", file=sys.stderr)
+        return 130
+    print(f"{study.name}: wrote {', '.join(sorted(tables))} in {args.out} and figures in {figures}")
+    return 0
+
+
 def main(argv=None) -> int:
+    from experiments.extra_studies import studies
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra = studies()
+    if argv and argv[0] in extra:
+        return run_study(extra[argv[0]], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -199,7 +245,7 @@ def main(argv=None) -> int:
     atomic_write_text(out / "nstar.csv", table.to_csv(index=False))
     meta = {"code_version": code_version(), "profile": args.profile, "seed": args.seed, "start": "exact",
             "reference_mode": "exact marginal at the sampler's start level; error against the exact marginal "
-                              "at its final level", "executor": executor, "argv": sys.argv[1:] if argv is None else argv,
+                              "at its final level", "executor": executor, "argv": argv,
             "n_scans": len(scans)}
     atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2))
     _analyse(out, figures)

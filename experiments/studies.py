@@ -58,6 +58,13 @@ TARGETS: dict[str, GaussianFamily] = {
 }
 
 
+def register_target(family) -> None:
+    """Add a target family (anything with ``name``, ``at(d)``, ``lipschitz(delta)``, ``description``)."""
+    if family.name in TARGETS and TARGETS[family.name] != family:
+        raise ValueError(f"target {family.name!r} is already registered with other parameters")
+    TARGETS[family.name] = family
+
+
 def get_target(name: str) -> GaussianFamily:
     if name not in TARGETS:
         raise ValueError(f"target must be one of {sorted(TARGETS)}, got {name!r}")

@@ -1,0 +1,71 @@
+"""The seeds' other claims, each a study run as ``python -m experiments.scaling <study> [options]``.
+
+Contract for a study module (one per study, in this package):
+
+* ``STUDY = Study(name, description, run)`` at module level, where ``run(ctx: StudyContext)``
+  computes the study and returns ``{table_name: pandas.DataFrame}``;
+* ``run`` writes its tables as ``ctx.out / f"{table_name}.csv"`` (with ``experiments.cache.atomic_write_text``),
+  its figures into ``ctx.figures`` (PNG, looked at), and a markdown summary ``ctx.out / "tables.md"``
+  generated from the tables (never typed by hand);
+* profiles: ``ctx.profile`` is "quick" (CI, well under a minute), "default" (a few minutes on 2 cores) or
+  "full"; all randomness from ``ctx.rng(*words)``, seeds derived from the cell's parameters;
+* long loops cache finished cells in ``ctx.cache`` (experiments.cache.CellCache) so reruns resume;
+* its test file ``tests/test_study_<name>.py`` runs the quick profile in a temporary folder and asserts
+  on the fitted numbers against the claims, with a negative control.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from experiments.cache import CellCache
+
+#: study modules of this package, in the order ``--help`` lists them
+MODULES = ("rounds", "lipschitz", "score_error", "schedules", "poisson", "logconcave", "mixtures")
+
+
+@dataclass
+class StudyContext:
+    profile: str
+    seed: int
+    out: Path
+    figures: Path
+    jobs: int = 1
+    executor: str = "inline"
+    scheduler: str | None = None
+    resume: bool = True
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        self.figures = Path(self.figures)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.figures.mkdir(parents=True, exist_ok=True)
+        self.cache = CellCache(self.out / "cache")
+
+    def rng(self, *words) -> np.random.Generator:
+        """A Generator derived from the root seed and the given words (cell parameters), not from order."""
+        key = zlib.crc32(json.dumps([str(w) for w in words]).encode())
+        return np.random.default_rng(np.random.SeedSequence([self.seed, key]))
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    run: Callable[[StudyContext], dict]
+
+
+def studies() -> dict[str, Study]:
+    found = {}
+    for mod in MODULES:
+        study = getattr(importlib.import_module(f"experiments.extra_studies.{mod}"), "STUDY", None)
+        if study is not None:
+            found[study.name] = study
+    return found
