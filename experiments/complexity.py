@@ -54,13 +54,16 @@ def nstar(nfe, errors, eps) -> tuple[float, str]:
     return float(np.exp(x0 + frac * (x1 - x0))), "interpolated"
 
 
-def cost_ladder(start: int, stop: int, per_octave: int = 2) -> list[int]:
-    """Distinct integers, geometric from ``start`` to at least ``stop``, ``per_octave`` per doubling."""
+def cost_ladder(start: int, stop: int, per_octave: int = 2, multiple: int = 1) -> list[int]:
+    """Distinct integers, geometric from ``start`` to at least ``stop``, ``per_octave`` per doubling,
+    rounded to multiples of ``multiple`` (e.g. Li & Jiao's T must be a multiple of its block count)."""
     start = v.positive_int("start", start)
     stop = v.positive_int("stop", stop)
     per_octave = v.positive_int("per_octave", per_octave)
+    multiple = v.positive_int("multiple", multiple)
     if stop < start:
         raise ValueError("stop must be >= start")
     n = int(np.ceil(np.log2(stop / start) * per_octave)) + 1
-    values = np.unique(np.round(start * 2.0 ** (np.arange(n) / per_octave)).astype(int))
+    raw = start * 2.0 ** (np.arange(n) / per_octave)
+    values = np.unique(np.maximum(np.round(raw / multiple), 1).astype(int) * multiple)
     return [int(x) for x in values]

@@ -87,6 +87,11 @@ def _split(text, cast, name):
         raise ValueError(f"{name}: cannot read {text!r} ({exc})") from exc
 
 
+def _plain(x):
+    """numpy scalars as Python numbers, so that parameters serialise and hash the same way."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def plan_scans(args) -> list[Scan]:
     profile = get_profile(args.profile)
     dims = _split(args.dims, int, "--dims") or profile.dims
@@ -105,7 +110,7 @@ def plan_scans(args) -> list[Scan]:
             get_sampler(name)
         known = {r.sampler: r for r in runs}
         from experiments.studies import SamplerRun
-        runs = tuple(known.get(n, SamplerRun(n, (4, 1024))) for n in wanted)
+        runs = tuple(known.get(n, SamplerRun(n, (4, 1024), n_draws=32)) for n in wanted)
     variants = _split(args.variants, str, "--variants")
     for var in variants:
         if var not in ("theory", "tuned"):
@@ -119,17 +124,19 @@ def plan_scans(args) -> list[Scan]:
             n_draws = run.n_draws if spec.randomized else 1
             metrics = METRIC_CHOICES[args.metric] if spec.randomized else ("tv_annealed",)
             metrics = metrics + ("sqrt_kl",)
-            costs = tuple(cost_ladder(*run.ladder, per_octave=profile.per_octave))
+            costs = tuple(cost_ladder(*run.ladder, per_octave=profile.per_octave, multiple=run.multiple))
             common = dict(study="scaling", profile=profile.name, sampler=run.sampler, family=fam, costs=costs,
                           metrics=metrics, n_draws=n_draws, root_seed=args.seed,
                           annealed_samples=profile.annealed_samples)
             if "tuned" in variants:
-                scans.append(Scan(variant="tuned", params=tuple(sorted(run.tuned.items())), pairs=pairs, **common))
+                scans.append(Scan(variant="tuned", params=tuple(sorted(run.tuned)), pairs=pairs, **common))
             if "theory" in variants and run.theory and spec.theory is not None:
                 L = fam.lipschitz(DEFAULT_DELTA)
                 grouped = defaultdict(list)
-                for d, e in pairs:
-                    grouped[tuple(sorted(spec.theory(d, e, L).items()))].append((d, e))
+                t_dims = dims if (args.dims or profile.theory_dims is None) else profile.theory_dims
+                t_eps = eps if (args.eps or profile.theory_eps is None) else profile.theory_eps
+                for d, e in ((d, e) for d in t_dims for e in t_eps):
+                    grouped[tuple(sorted((k, _plain(x)) for k, x in spec.theory(d, e, L).items()))].append((d, e))
                 for params, served in grouped.items():
                     scans.append(Scan(variant="theory", params=params, pairs=tuple(served), **common))
     return scans
@@ -238,6 +245,9 @@ def main(argv=None) -> int:
         print("experiments.scaling: interrupted; finished cells are cached, rerun the same command to resume",
               file=sys.stderr)
         return 130
+    except ValueError as exc:
+        print(f"experiments.scaling: error: {exc}", file=sys.stderr)
+        return 2
     errors = pd.DataFrame(rows).sort_values(["sampler", "variant", "target", "params", "metric", "d", "cost"])
     table = nstar_table(errors, scans)
     out.mkdir(parents=True, exist_ok=True)

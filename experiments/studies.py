@@ -77,9 +77,10 @@ class SamplerRun:
 
     sampler: str
     ladder: tuple[int, int]              # (smallest cost, largest cost) of the geometric ladder
-    tuned: dict = field(default_factory=dict)
+    tuned: tuple = ()                    # (name, value) pairs of the tuned variant (the sampler's defaults if empty)
     n_draws: int = 1                     # internal-randomness draws for randomized samplers
     theory: bool = True                  # also run the theory preset
+    multiple: int = 1                    # ladder values rounded to multiples of this
 
 
 @dataclass(frozen=True)
@@ -91,25 +92,46 @@ class Profile:
     runs: tuple[SamplerRun, ...]
     per_octave: int = 2
     annealed_samples: int = 20000
+    theory_dims: tuple[int, ...] | None = None     # sub-grid for theory presets (their parameters vary with d, eps)
+    theory_eps: tuple[float, ...] | None = None
 
 
-_BASELINES_QUICK = (
-    SamplerRun("ddpm", (4, 512)),
-    SamplerRun("ddim", (4, 512)),
-)
+def _runs(cap_first: int, cap_high: int, draws: int, theory: bool):
+    """The diffusion samplers of the seeds and the baselines, ladders capped at the given costs."""
+    first = ("ddpm", "ddim", "euler_maruyama", "exponential_integrator", "pf_ode_euler", "ve_ei")
+    high = ("dpm_solver_2", "dpm_solver_3", "dpm_solver_pp_2m", "edm_heun", "pf_ode_heun")
+    runs = [SamplerRun(n, (8, cap_first), theory=theory) for n in first]
+    runs += [SamplerRun(n, (4, cap_high), theory=theory) for n in high]
+    runs += [
+        SamplerRun("li_jiao", (40, cap_high), n_draws=draws, theory=theory, multiple=10),
+        SamplerRun("gupta_cai_chen", (16, cap_first), n_draws=draws, theory=theory),
+        SamplerRun("gcc_predictor", (8, cap_high), n_draws=draws, theory=False),
+        SamplerRun("ddram", (8, cap_high), n_draws=draws, theory=theory),
+    ]
+    return tuple(runs)
+
 
 PROFILE_TABLE: dict[str, Profile] = {
     "quick": Profile(
         "quick", dims=(10, 1000, 100000), eps=(0.2, 0.1, 0.05), targets=("gauss_aniso",),
-        runs=_BASELINES_QUICK, per_octave=2,
+        runs=(
+            SamplerRun("ddpm", (8, 16384), theory=False),
+            SamplerRun("ddim", (8, 16384), theory=False),
+            SamplerRun("dpm_solver_2", (4, 2048), theory=False),
+            SamplerRun("li_jiao", (40, 2560), n_draws=16, multiple=10),
+            SamplerRun("gupta_cai_chen", (16, 16384), n_draws=16, theory=False),
+        ),
+        per_octave=2, annealed_samples=10000,
     ),
     "default": Profile(
         "default", dims=(10, 100, 1000, 10000, 100000, 1000000), eps=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005),
-        targets=("gauss_aniso",), runs=_BASELINES_QUICK, per_octave=2,
+        targets=("gauss_aniso",), runs=_runs(2**15, 2**12, 32, True), per_octave=2,
+        theory_dims=(10, 1000, 100000), theory_eps=(0.2, 0.05, 0.01),
     ),
     "full": Profile(
         "full", dims=tuple(int(10**k) for k in range(1, 10)), eps=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002),
-        targets=("gauss_aniso", "gauss_lowrank"), runs=_BASELINES_QUICK, per_octave=3,
+        targets=("gauss_aniso", "gauss_lowrank"), runs=_runs(2**19, 2**15, 128, True), per_octave=3,
+        annealed_samples=50000,
     ),
 }
 
