@@ -80,7 +80,13 @@ except ImportError:  # pragma: no cover
     ColumnDensity = None
 
 NOISE_SD_MARGIN = 9.0      # new grids extend this many noise standard deviations past the mass
+FFT_FLOOR = 1e-14          # relative level below which an FFT-convolved density is rounding noise
+MIN_POINTS_PER_SD = 4.0    # propagate_density_law: the law's standard deviation must span >= this many grid steps
 _LOG_2PI_HALF = 0.5 * np.log(2.0 * np.pi)
+
+
+class GridResolutionError(RuntimeError):
+    """The density grid no longer resolves the law (raise ``n_grid``)."""
 
 
 class FoldedMapError(RuntimeError):
@@ -541,7 +547,7 @@ def _gauss_convolve(p, dx, s2):
     return np.maximum(out, 0.0)
 
 
-def _push_density(z, p, f, deriv, s2, n, tail, allow_bin):
+def _push_density(z, p, f, deriv, s2, n, tail, allow_bin, mass_tol=1e-6):
     """One map + noise on flat rows: z, p, f, deriv (B, n) with z uniform; s2 (B,).
     Returns new uniform grid (B, n), density (B, n), lost mass (B,), number of binned rows."""
     B = z.shape[0]
@@ -579,7 +585,25 @@ def _push_density(z, p, f, deriv, s2, n, tail, allow_bin):
     newp = np.maximum(newp, 0.0)
     noisy = s2 > 0
     if np.any(noisy):
-        newp[noisy] = _gauss_convolve(newp[noisy], dw[noisy], s2[noisy])
+        conv = _gauss_convolve(newp[noisy], dw[noisy], s2[noisy])
+        # FFT rounding leaves a floor of ~1e-16 * max at every grid point; left in, it would be
+        # counted as tail mass and widen the next grid step after step. Values below FFT_FLOOR * max
+        # are set to 0 (their mass, at most FFT_FLOOR * max * range, is recorded as lost).
+        conv[conv < FFT_FLOOR * conv.max(axis=-1, keepdims=True)] = 0.0
+        newp[noisy] = conv
+    # resolution guards: a resolved change of variables conserves mass to spline accuracy, and the law
+    # must span many grid steps
+    rel = np.abs(np.sum(newp * wts * dw, axis=-1) - np.sum(mass, axis=-1))
+    if np.any(rel > mass_tol):
+        raise GridResolutionError(
+            f"mass changed by {rel.max():.3g} > mass_tol = {mass_tol:.3g} in one map: the map is not resolved by "
+            "the grid (strong local compression or expansion); raise n_grid")
+    mean = np.sum(newp * w, -1) / np.sum(newp, -1)
+    sd = np.sqrt(np.maximum(np.sum(newp * (w - mean[:, None]) ** 2, -1) / np.sum(newp, -1), 0.0))
+    if np.any(sd < MIN_POINTS_PER_SD * dw[:, 0]):
+        raise GridResolutionError(
+            f"the grid no longer resolves the law (standard deviation / grid step = {np.min(sd / dw[:, 0]):.3g} "
+            f"< {MIN_POINTS_PER_SD}); raise n_grid")
     old_mass = np.sum(mass, axis=-1)
     new_mass = np.sum(newp * wts * dw, axis=-1)
     return w, newp, old_mass - new_mass, n_binned
@@ -588,14 +612,15 @@ def _push_density(z, p, f, deriv, s2, n, tail, allow_bin):
 def propagate_density_law(kernel: Kernel, target: ProductMixture, *, n_grid: int = 4096, n_draws: int = 1,
                           rng: np.random.Generator | None = None, tail: float = 1e-15, rel_step: float = 1e-6,
                           n_check: int = 17, noise_tol: float = 1e-8, on_fold: str = "bin",
-                          start: str = "exact") -> MixtureColumnLaw:
+                          mass_tol: float = 1e-6, start: str = "exact") -> MixtureColumnLaw:
     """Exact-up-to-quadrature output density of a kernel whose every map is 'deterministic map, then
     additive Gaussian noise of state-independent variance', per column and per internal draw.
 
     ``n_grid``: uniform grid points per column (re-fitted to the mass after every map); ``n_draws``
     draws of internal randomness from ``rng``; ``n_check`` grid points on which the form of the noise is
     verified (relative tolerance ``noise_tol``); ``on_fold`` "bin" (mass-conserving linear binning for
-    non-monotone maps) or "raise".
+    non-monotone maps) or "raise"; ``mass_tol``: largest mass change allowed in one map before
+    :class:`GridResolutionError` (a resolved map conserves mass to spline accuracy).
     """
     rng = _check_common(kernel, target, start, rng)
     if kernel.state_size != 1:
@@ -607,6 +632,7 @@ def propagate_density_law(kernel: Kernel, target: ProductMixture, *, n_grid: int
     tail = _tail(tail)
     rel_step = v.in_open_interval("rel_step", rel_step, 0.0, 1e-2)
     noise_tol = v.in_open_interval("noise_tol", noise_tol, 0.0, 1e-2)
+    mass_tol = v.in_open_interval("mass_tol", mass_tol, 0.0, 1.0)
     if on_fold not in ("raise", "bin"):
         raise ValueError(f"on_fold must be 'raise' or 'bin', got {on_fold!r}")
     G, q = target.n_columns, kernel.draws_per_step
@@ -631,7 +657,7 @@ def propagate_density_law(kernel: Kernel, target: ProductMixture, *, n_grid: int
             raise NonFiniteStateError(f"sampler {kernel.name!r} produced a non-finite state at {where}")
         try:
             w, newp, dl, nb = _push_density(z.reshape(M * G, n), p.reshape(M * G, n), f.reshape(M * G, n),
-                                             deriv.reshape(M * G, n), s2.reshape(-1), n, tail, on_fold == "bin")
+                                             deriv.reshape(M * G, n), s2.reshape(-1), n, tail, on_fold == "bin", mass_tol)
         except FoldedMapError as exc:
             raise FoldedMapError(f"sampler {kernel.name!r} at {where}: {exc}") from exc
         z, p = w.reshape(M, G, n), newp.reshape(M, G, n)

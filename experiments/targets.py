@@ -406,7 +406,7 @@ def _sup_capped_product_1d(u1, u2, A, B):
     br = sorted(set(roots(*u1) + roots(*u2)))
     edges = [-math.inf] + br + [math.inf]
     best = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         if lo == -math.inf and hi == math.inf:
             probe = 0.0
         elif lo == -math.inf:
@@ -430,7 +430,13 @@ def _sup_capped_product_1d(u1, u2, A, B):
         cands = [x for x in (lo, hi) if not math.isinf(x)]
         cands += [x for x in roots(2 * qa * A, 2 * qa * B + qb * A, qb * B + 2 * A) if lo <= x <= hi]
         for x in cands:
-            best = max(best, math.exp(min((qa * x + qb) * x + qc, 0.0)) * (A * x + B) ** 2)
+            try:
+                val = math.exp(min((qa * x + qb) * x + qc, 0.0)) * (A * x + B) ** 2
+            except OverflowError:       # a supremum beyond float range: the bound is useless, not wrong
+                return math.inf
+            if math.isnan(val):
+                return math.inf
+            best = max(best, val)
     return best * (1.0 + 1e-9)
 
 
@@ -642,7 +648,7 @@ class ProductMixture(Target):
         mask = np.broadcast_to(self.mask, p.shape)
         # range bound for groups with equal variances
         v0 = np.where(self.mask, self.variances, np.nan)
-        equal = np.array([np.all(row[k] == row[0]) for row, k in zip(v0, self.mask)])
+        equal = np.array([np.all(row[k] == row[0]) for row, k in zip(v0, self.mask, strict=True)])
         range_C = np.full(p.shape[:-1], np.inf)
         if np.any(equal):
             mm = np.where(self.mask, m, np.nan)
