@@ -113,6 +113,13 @@ class GroupedGaussian(Target):
 
     is_gaussian = True
 
+    def __init_subclass__(cls, **kwargs):
+        # law mode calls score_trusted (validated once by the driver): a subclass that changes the score
+        # must change score_trusted too, or law mode would silently use the unperturbed score
+        super().__init_subclass__(**kwargs)
+        if "score" in cls.__dict__ and "score_trusted" not in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides score() but not score_trusted(); override both")
+
     def __init__(self, variances, means=0.0, multiplicities=1, *, basis=None):
         var = v.positive_array("variances", variances, ndim=(0, 1))
         var = np.atleast_1d(var)
@@ -176,8 +183,16 @@ class GroupedGaussian(Target):
 
     def score(self, x, t):
         x, t = self._check_x_t(x, t)
-        m, var = self.marginal_params(t[..., 0] if np.ndim(t) else t)
-        return -(x - m) / var
+        return self.score_trusted(x, t)
+
+    def score_trusted(self, x, t):
+        """The score without input validation, for drivers that validate once (x finite, t >= 0)."""
+        t = np.asarray(t, dtype=np.float64)
+        if t.ndim:
+            t = t.reshape(-1, 1)
+        e = np.exp(-t)
+        var = e * e * self.variances - np.expm1(-2.0 * t)
+        return -(x - e * self.means) / var
 
     def log_density(self, x, t):
         x, t = self._check_x_t(x, t)

@@ -460,8 +460,12 @@ def test_registry_claims_and_theory_presets_build():
         preset = spec.theory(1000, 0.1, 2.0) if spec.theory else {}
         k = spec.make(cost[name], **preset)
         assert isinstance(k, Kernel) and k.n_steps > 0
-    k = get("li_jiao").make(200, **get("li_jiao").theory(1000, 0.1, 2.0))
-    assert k.K == 20 and k.N == 20                              # smallest divisor of 200 >= ceil(2 ln 200) = 11
+    spec = get("li_jiao")
+    preset = spec.theory(1000, 0.1, 2.0)
+    k = spec.make(200, **preset)
+    # K = ceil(2 ln 200) = 11 blocks; T rounded up to a multiple of K: 209, N = 2 * 209 / 11 = 38
+    assert (k.K, k.T_iter, k.N) == (11, 209, 38)
+    assert spec.nfe(200, **preset) == 2 * 209
 
 
 @pytest.mark.parametrize("name,cost,params,word", [

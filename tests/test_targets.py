@@ -591,3 +591,15 @@ def test_second_moment_matches_monte_carlo(make, rng):
     y = target.sample_full(200_000, 0.0, rng)
     sq = np.sum(y**2, axis=1)
     assert abs(sq.mean() - target.second_moment()) <= 5 * sq.std() / np.sqrt(sq.size)
+
+
+def test_subclass_overriding_only_score_is_refused():
+    # law mode uses score_trusted; overriding score alone would be silently ignored there
+    import pytest as _pytest
+
+    from experiments.targets import GroupedGaussian as _GG
+
+    with _pytest.raises(TypeError, match="score_trusted"):
+        class _Bad(_GG):  # noqa: F841
+            def score(self, x, t):
+                return 0 * x
