@@ -16,7 +16,7 @@ sampler, variant, target and metric) and return ``ax``; :func:`make_all` reads `
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -234,11 +234,13 @@ def make_all(
     *,
     claims: Mapping | None = None,
     kl_error: str = "kl",
+    metrics: Sequence[str] | None = ("tv_annealed", "tv_quenched", "sqrt_kl", "w2"),
 ) -> list[Path]:
     """Write every figure the tables in ``results_dir`` support into ``figures_dir``; return the paths.
 
     ``claims`` is ``{sampler: Claim}``; default: the registry (samplers without a claim get no guide).
-    Reads ``nstar.csv`` and ``errors.csv`` when present; never runs a sampler.
+    ``metrics``: the metrics that get figures (None: all). Reads ``nstar.csv`` and ``errors.csv`` when
+    present; never runs a sampler.
     """
     results_dir, figures_dir = Path(results_dir), Path(figures_dir)
     if claims is None:
@@ -250,8 +252,12 @@ def make_all(
     if not nstar_path.exists() and not errors_path.exists():
         raise ValueError(f"results_dir must contain nstar.csv or errors.csv; found neither in {results_dir}")
 
+    def _keep(df):
+        return df if metrics is None or "metric" not in df.columns else df[df["metric"].isin(metrics)]
+
     if nstar_path.exists():
-        nstar = pd.read_csv(nstar_path)
+        nstar = _keep(pd.read_csv(nstar_path))
+        written += headline(nstar, figures_dir, claims=claims)
         keys = [c for c in GROUP_COLUMNS if c in nstar.columns]
         fits = fit_joint(nstar, by=keys)
         for key_values, part in nstar.groupby(keys, sort=True):
@@ -271,7 +277,7 @@ def make_all(
             written.append(_save(fig, figures_dir / f"nstar__{_slug(key, keys)}.png"))
 
     if errors_path.exists():
-        errors = pd.read_csv(errors_path)
+        errors = _keep(pd.read_csv(errors_path))
         keys = [c for c in GROUP_COLUMNS if c in errors.columns]
         nstar_all = pd.read_csv(nstar_path) if nstar_path.exists() else None
         for key_values, part in errors.groupby(keys, sort=True):
@@ -297,4 +303,50 @@ def make_all(
             plot_quenched_vs_annealed(ax, part)
             ax.set_title(_family_title(key) + "\nquenched vs annealed TV", fontsize="medium")
             written.append(_save(fig, figures_dir / f"tv_quenched_vs_annealed__{_slug(key, pair_keys)}.png"))
+    return written
+
+
+def headline(nstar: pd.DataFrame, figures_dir, *, claims: Mapping, metric: str = "tv_annealed") -> list[Path]:
+    """One panel per target: N* against d for every sampler (theory preset where run, else tuned) at the
+    smallest eps that most samplers reach, with each claimed d-slope as a dashed guide of the same colour."""
+    figures_dir = Path(figures_dir)
+    part = nstar[(nstar["metric"] == metric) & (nstar["crossing"] == "interpolated")]
+    written = []
+    for target, tpart in part.groupby("target", sort=True):
+        counts = tpart.groupby("eps")["sampler"].nunique()
+        if counts.empty:
+            continue
+        eps = float(counts[counts == counts.max()].index.min())
+        sub = tpart[tpart["eps"] == eps]
+        fig = Figure(figsize=(9.5, 5.8), layout="constrained")
+        ax = fig.subplots()
+        samplers = sorted(sub["sampler"].unique())
+        cmap = colormaps["tab10" if len(samplers) <= 10 else "tab20"]
+        colors = [cmap(i) for i in range(len(samplers))]
+        lo, hi = np.inf, 0.0
+        for color, name in zip(colors, samplers):
+            rows = sub[sub["sampler"] == name]
+            variant = "theory" if (rows["variant"] == "theory").sum() >= 2 else "tuned"
+            rows = rows[rows["variant"] == variant].sort_values("d")
+            if len(rows) < 2:
+                continue
+            ax.plot(rows["d"], rows["nstar"], "o-", color=color, label=f"{name} ({variant})")
+            lo, hi = min(lo, rows["nstar"].min()), max(hi, rows["nstar"].max())
+            claim = claims.get(name)
+            if claim is not None:
+                a_c = float(claim.d_exp)
+                d0, n0 = rows["d"].iloc[0], rows["nstar"].iloc[0]
+                dd = np.array([rows["d"].min(), rows["d"].max()])
+                ax.plot(dd, n0 * (dd / d0) ** a_c, "--", color=color, lw=1, alpha=0.7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        if hi > 0:
+            ax.set_ylim(lo / 2, hi * 2)  # guides are clipped to the data range
+        ax.set_xlabel("dimension d")
+        ax.set_ylabel(f"N* (score evaluations to reach {metric.replace('_', ' ')} <= {_fmt_num(eps)})")
+        ax.set_title(f"target {target}: N* against d at eps = {_fmt_num(eps)} (dashed: each paper's claimed d-slope)",
+                     fontsize="medium")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        written.append(_save(fig, figures_dir / f"headline__{target}__{metric}.png"))
     return written

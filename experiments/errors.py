@@ -6,6 +6,9 @@ metric                  meaning
 ``tv_annealed``         TV between the true output law (mixture over internal randomness) and
                         the target marginal; exact for deterministic samplers, Monte Carlo over
                         sufficient statistics otherwise (experiments.distances.annealed_tv)
+``tv_annealed_half``    the same from the first half of the internal draws: a stability check of the
+                        annealed value (DESIGN section 6); a gap well beyond the Monte Carlo errors means
+                        the number of draws is too small for that dimension
 ``tv_quenched``         mean over internal draws of the conditional TV (an upper bound of the
                         annealed TV, by convexity)
 ``sqrt_kl``             square root of the mean conditional KL(target || output); claims of the
@@ -20,13 +23,15 @@ import numpy as np
 
 from experiments import distances
 
-METRICS = ("tv_annealed", "tv_quenched", "sqrt_kl", "w2")
+METRICS = ("tv_annealed", "tv_annealed_half", "tv_quenched", "sqrt_kl", "w2")
 
 
 def law_error(law, metric: str, *, rng: np.random.Generator, n_samples: int = 20000) -> tuple[float, float]:
     """(value, standard error) of ``metric`` for a GaussianColumnLaw."""
     if metric == "tv_annealed":
         est = distances.annealed_tv(law, n_samples=n_samples, rng=rng)
+    elif metric == "tv_annealed_half":
+        est = distances.annealed_tv(law, n_samples=n_samples, rng=rng, n_draws=max(1, law.n_draws // 2))
     elif metric == "tv_quenched":
         est = distances.quenched_tv(law)
     elif metric == "sqrt_kl":
