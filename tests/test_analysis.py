@@ -344,7 +344,9 @@ def test_make_all_writes_pngs(tmp_path, rng):
     claims = {"s": CLAIMS["s"], "r": Claim("p", "t", "tv", Fraction(1, 3), Fraction(2, 3))}
     paths = figures.make_all(tmp_path, tmp_path / "fig", claims=claims)
     names = sorted(p.name for p in paths)
-    assert len(names) == 3 + 3 + 1
+    # one headline per target, 3 N* panels, 3 error-vs-NFE, 1 quenched-vs-annealed
+    assert len(names) == 1 + 3 + 3 + 1
+    assert any(n.startswith("headline__") for n in names)
     assert any(n.startswith("tv_quenched_vs_annealed__") for n in names)
     for p in paths:
         data = p.read_bytes()
