@@ -54,6 +54,11 @@ class Scan:
     root_seed: int
     start: str = "exact"
     annealed_samples: int = 20000
+    code: str = ""                             # code version, fixed once by the launching process
+
+    def __post_init__(self):
+        if not self.code:
+            object.__setattr__(self, "code", code_version())
 
     @property
     def target(self) -> str:
@@ -72,7 +77,7 @@ class Scan:
         return np.random.SeedSequence([self.root_seed, zlib.crc32(words), int(cost)])
 
     def cache_key(self, cost: int) -> str:
-        ident = dict(self.law_id(cost), code=code_version(), dims=list(self.dims), metrics=list(self.metrics),
+        ident = dict(self.law_id(cost), code=self.code, dims=list(self.dims), metrics=list(self.metrics),
                      annealed_samples=self.annealed_samples)
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -116,7 +121,7 @@ def run_scan(scan: Scan, cache_dir: str | None = None) -> list[dict]:
                 "metric": r["metric"], "d": r["d"], "cost": int(cost), "nfe": result["nfe"],
                 "rounds": result["rounds"], "error": r["error"], "error_se": r["error_se"],
                 "n_draws": scan.n_draws, "seed": scan.root_seed, "start": scan.start,
-                "code_version": code_version(), "profile": scan.profile,
+                "code_version": scan.code, "profile": scan.profile,
                 "params": json.dumps(dict(scan.params), sort_keys=True),
             })
         met = all(r["error"] <= target_eps[r["d"]] for r in result["errors"])
