@@ -23,6 +23,7 @@ from experiments.samplers import (  # noqa: F401,E402
     langevin,
     li_jiao,
     pf_ode,
+    pf_ode_rk4,
     poisson_midpoint,
     sde,
     ve,

@@ -1,0 +1,155 @@
+"""Generated blocks of paper_notes.md, rebuilt from the committed result tables and the registry.
+
+paper_notes.md holds prose written by people and tables written by this module. A table lives
+between two markers::
+
+    <!-- generated:NAME -->
+    ...
+    <!-- end generated:NAME -->
+
+``python -m analysis.notes`` rewrites every block from its source; ``python -m analysis.notes --check``
+exits 1 if any block differs from what the committed results give (tests/test_paper_notes.py runs the
+check, so a stale table fails the test suite). Block names:
+
+``claims``                   every registered sampler's claim (from the registry)
+``verdicts:S1,S2,...``       primary verdicts of the main study (results/verdicts.csv) for those samplers
+``fits:S1,S2,...``           power-law and log-term joint fits (results/fits.csv, fits_log.csv)
+``comparison:A,B``           N*(A) / N*(B) at equal eps (results/comparisons.csv)
+``study:NAME``               the generated summary of an extra study (results/NAME/tables.md)
+``meta``                     code version, profile and seed of the committed main results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import tables
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- generated:(?P<name>[^ ]+) -->\n)(?P<body>.*?)(<!-- end generated:(?P=name) -->)", re.S)
+
+
+def _csv(results: Path, name: str) -> pd.DataFrame:
+    path = results / name
+    if not path.exists():
+        raise ValueError(f"{path} is missing: run `python -m experiments.scaling` first")
+    return pd.read_csv(path)
+
+
+def _samplers(arg: str) -> list[str]:
+    return [s for s in arg.split(",") if s]
+
+
+def render_claims() -> str:
+    from experiments.samplers import REGISTRY
+
+    rows = []
+    for name, spec in sorted(REGISTRY.items()):
+        c = spec.claim
+        rows.append({
+            "sampler": name, "paper": c.paper if c else spec.paper, "metric": c.metric if c else "-",
+            "d": str(c.d_exp) if c else "-", "1/eps": str(c.eps_exp) if c else "-",
+            "L": str(c.L_exp) if c and c.L_exp is not None else "-", "logs": c.logs if c else "-",
+            "theorem": c.theorem if c else "no claim: " + (spec.notes.split(".")[0] if spec.notes else "building block"),
+        })
+    return tables.render_table(pd.DataFrame(rows), ["sampler", "metric", "d", "1/eps", "L", "logs", "paper", "theorem"])
+
+
+def render_verdicts(results: Path, arg: str) -> str:
+    v = _csv(results, "verdicts.csv")
+    v = v[v["primary"] & v["sampler"].isin(_samplers(arg))]
+    if v.empty:
+        return "_no rows in the committed results for these samplers_"
+    return tables.verdicts_table(v)
+
+
+def render_fits(results: Path, arg: str) -> str:
+    out = []
+    for fname, title in (("fits.csv", "power law"), ("fits_log.csv", "with a log log(d/eps) term")):
+        f = _csv(results, fname)
+        f = f[f["sampler"].isin(_samplers(arg))]
+        out.append(f"Joint fit, {title}:\n\n" + (tables.fits_table(f) if len(f) else "_no rows_"))
+    return "\n\n".join(out)
+
+
+def render_comparison(results: Path, arg: str) -> str:
+    a, b = _samplers(arg)
+    path = results / "comparisons.csv"
+    cmp = pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
+    if cmp.empty or not ((cmp["sampler_a"] == a) & (cmp["sampler_b"] == b)).any():
+        return f"_no comparison of {a} and {b} in the committed results_"
+    return tables.comparison_table(cmp[(cmp["sampler_a"] == a) & (cmp["sampler_b"] == b)])
+
+
+def render_study(results: Path, name: str) -> str:
+    path = results / name / "tables.md"
+    if not path.exists():
+        return f"_the study {name!r} has no committed results (run `python -m experiments.scaling {name}`)_"
+    return path.read_text().strip()
+
+
+def render_meta(results: Path, _arg: str = "") -> str:
+    meta = json.loads((results / "metadata.json").read_text())
+    return (f"Main study: profile `{meta['profile']}`, seed {meta['seed']}, code version `{meta['code_version']}`, "
+            f"reference mode: {meta['reference_mode']}.")
+
+
+def render(name: str, results: Path) -> str:
+    kind, _, arg = name.partition(":")
+    if kind == "claims":
+        return render_claims()
+    if kind == "verdicts":
+        return render_verdicts(results, arg)
+    if kind == "fits":
+        return render_fits(results, arg)
+    if kind == "comparison":
+        return render_comparison(results, arg)
+    if kind == "study":
+        return render_study(results, arg)
+    if kind == "meta":
+        return render_meta(results)
+    raise ValueError(f"unknown generated block {name!r}")
+
+
+def regenerate(text: str, results: Path) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("name"), results).rstrip() + "\n" + m.group(4), text)
+
+
+def stale_blocks(notes: Path, results: Path) -> list[str]:
+    text = notes.read_text()
+    fresh = regenerate(text, results)
+    old = {m.group("name"): m.group("body") for m in BLOCK.finditer(text)}
+    new = {m.group("name"): m.group("body") for m in BLOCK.finditer(fresh)}
+    return [name for name in old if old[name] != new[name]]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.notes", description=__doc__.splitlines()[0])
+    p.add_argument("--notes", default=str(ROOT / "paper_notes.md"))
+    p.add_argument("--results", default=str(ROOT / "results"))
+    p.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")
+    args = p.parse_args(argv)
+    notes, results = Path(args.notes), Path(args.results)
+    try:
+        if args.check:
+            stale = stale_blocks(notes, results)
+            if stale:
+                print(f"stale generated blocks in {notes}: {', '.join(stale)}; run python -m analysis.notes",
+                      file=sys.stderr)
+                return 1
+            return 0
+        notes.write_text(regenerate(notes.read_text(), results))
+    except ValueError as exc:
+        print(f"analysis.notes: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
