@@ -35,10 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[^ ]+) -->\n)(?P<body>.*?)(<!-- end generated:(?P=name) -->)", re.S)
 
 
+class MissingResults(Exception):
+    """A source table is not committed yet: the block renders a placeholder line."""
+
+
 def _csv(results: Path, name: str) -> pd.DataFrame:
     path = results / name
     if not path.exists():
-        raise ValueError(f"{path} is missing: run `python -m experiments.scaling` first")
+        raise MissingResults(f"_{name} is not in the committed results: run `python -m experiments.scaling`_")
     return pd.read_csv(path)
 
 
@@ -95,12 +99,22 @@ def render_study(results: Path, name: str) -> str:
 
 
 def render_meta(results: Path, _arg: str = "") -> str:
-    meta = json.loads((results / "metadata.json").read_text())
+    path = results / "metadata.json"
+    if not path.exists():
+        raise MissingResults("_no committed main results yet: run `python -m experiments.scaling`_")
+    meta = json.loads(path.read_text())
     return (f"Main study: profile `{meta['profile']}`, seed {meta['seed']}, code version `{meta['code_version']}`, "
             f"reference mode: {meta['reference_mode']}.")
 
 
 def render(name: str, results: Path) -> str:
+    try:
+        return _render(name, results)
+    except MissingResults as missing:
+        return str(missing)
+
+
+def _render(name: str, results: Path) -> str:
     kind, _, arg = name.partition(":")
     if kind == "claims":
         return render_claims()

@@ -93,6 +93,19 @@ def _plain(x):
     return x.item() if isinstance(x, np.generic) else x
 
 
+def feasible(spec, costs, params) -> tuple[int, ...]:
+    """The costs at which the sampler can be built with these parameters (e.g. a GCC budget must cover
+    its windows); the others are not measurements and are left out of the ladder (and counted)."""
+    ok = []
+    for c in costs:
+        try:
+            spec.make(c, **dict(params))
+        except ValueError:
+            continue
+        ok.append(c)
+    return tuple(ok)
+
+
 def plan_scans(args) -> list[Scan]:
     profile = get_profile(args.profile)
     dims = _split(args.dims, int, "--dims") or profile.dims
@@ -130,7 +143,10 @@ def plan_scans(args) -> list[Scan]:
                           metrics=metrics, n_draws=n_draws, root_seed=args.seed,
                           annealed_samples=profile.annealed_samples)
             if "tuned" in variants:
-                scans.append(Scan(variant="tuned", params=tuple(sorted(run.tuned)), pairs=pairs, **common))
+                params = tuple(sorted(run.tuned))
+                ok = feasible(spec, costs, params)
+                scans.append(Scan(variant="tuned", params=params, pairs=pairs, n_infeasible=len(costs) - len(ok),
+                                  **dict(common, costs=ok)))
             if "theory" in variants and run.theory and spec.theory is not None:
                 L = fam.lipschitz(DEFAULT_DELTA)
                 grouped = defaultdict(list)
@@ -139,7 +155,13 @@ def plan_scans(args) -> list[Scan]:
                 for d, e in ((d, e) for d in t_dims for e in t_eps):
                     grouped[tuple(sorted((k, _plain(x)) for k, x in spec.theory(d, e, L).items()))].append((d, e))
                 for params, served in grouped.items():
-                    scans.append(Scan(variant="theory", params=params, pairs=tuple(served), **common))
+                    ok = feasible(spec, costs, params)
+                    scans.append(Scan(variant="theory", params=params, pairs=tuple(served),
+                                      n_infeasible=len(costs) - len(ok), **dict(common, costs=ok)))
+    empty = [s for s in scans if not s.costs]
+    if empty:
+        s = empty[0]
+        raise ValueError(f"no cost of the ladder is feasible for sampler {s.sampler!r} with parameters {dict(s.params)}")
     return scans
 
 
@@ -257,7 +279,9 @@ def main(argv=None) -> int:
     meta = {"code_version": code_version(), "profile": args.profile, "seed": args.seed, "start": "exact",
             "reference_mode": "exact marginal at the sampler's start level; error against the exact marginal "
                               "at its final level", "executor": executor, "argv": argv,
-            "n_scans": len(scans)}
+            "n_scans": len(scans),
+            "infeasible_costs_left_out": {f"{s.sampler} {s.variant} {dict(s.params)}": s.n_infeasible
+                                          for s in scans if s.n_infeasible}}
     atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2))
     _analyse(out, figures)
     print(f"wrote {out}/errors.csv ({len(errors)} rows), {out}/nstar.csv ({len(table)} rows)"
