@@ -78,8 +78,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import integrate, optimize, special, stats
@@ -740,7 +740,7 @@ class ColumnDensity:
         self.density = np.exp(self.log_density)
 
     @classmethod
-    def from_callable(cls, pdf: Callable, x_grid, *, log: bool = False) -> "ColumnDensity":
+    def from_callable(cls, pdf: Callable, x_grid, *, log: bool = False) -> ColumnDensity:
         """Tabulate ``pdf`` (or a log-pdf when ``log=True``) on ``x_grid``."""
         x = v.finite_array("x_grid", x_grid, ndim=1)
         vals = np.asarray(pdf(x), dtype=np.float64)

@@ -8,8 +8,8 @@ executor ran it, in which order, or on which worker: the three executors give id
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Iterable, Iterator
 
 from experiments import _validate as v
 
@@ -41,7 +41,8 @@ def imap(fn: Callable, items: list, *, executor: str = "inline", jobs: int = 1,
 
 def _dask_imap(fn, items, *, jobs, scheduler) -> Iterable[tuple[int, object]]:
     try:
-        from distributed import Client, LocalCluster, as_completed as dask_completed
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
     except ImportError as exc:  # pragma: no cover - depends on the optional extra
         raise ValueError("executor 'dask' needs the optional extra: pip install '.[distributed]'") from exc
     cluster = None

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.special import log_ndtr, ndtr
+from scipy.special import ndtr
 
 from experiments import _validate as v
 from experiments.samplers._api import CountingScore, Kernel, NonFiniteStateError

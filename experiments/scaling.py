@@ -23,7 +23,7 @@ from experiments.executors import EXECUTORS, imap
 from experiments.samplers import REGISTRY
 from experiments.samplers import get as get_sampler
 from experiments.samplers._grid import DEFAULT_DELTA
-from experiments.studies import PROFILES, TARGETS, get_profile, get_target
+from experiments.studies import TARGETS, get_profile, get_target
 
 METRIC_CHOICES = {"annealed": ("tv_annealed", "tv_annealed_half"), "quenched": ("tv_quenched",),
                   "both": ("tv_annealed", "tv_annealed_half", "tv_quenched")}

@@ -7,7 +7,7 @@ coordinates) and grows the dimension through multiplicities, so that the assumpt
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -5,9 +5,9 @@ import pytest
 
 from experiments.laws import gaussian_law
 from experiments.samplers import get
+from experiments.samplers._grid import build_grid
 from experiments.samplers.driver import run
 from experiments.samplers.pf_ode_rk4 import PFODERK4
-from experiments.samplers._grid import build_grid
 from experiments.targets import GroupedGaussian
 
 TARGET = GroupedGaussian([0.05, 0.5, 3.0], [1.0, -0.5, 2.0], [1, 1, 1])

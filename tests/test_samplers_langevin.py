@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 
+from experiments.extra_studies.poisson import BrokenPLMC
 from experiments.laws import gaussian_law
 from experiments.samplers import REGISTRY, get
 from experiments.samplers import langevin as lg
@@ -329,35 +330,16 @@ def test_plmc_stationary_law_is_near_lmc_fine_not_lmc_coarse():
 
 
 def test_plmc_negative_control_independent_interpolation_noise():
-    """BROKEN on purpose: the cheap interpolation gets its own Gaussian draws. Its stationary variance
-    is far from LMC(alpha/K), and its bias does not shrink like the real PLMC's as alpha -> 0."""
-
-    class Broken(pm.PLMC):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.draws_per_step = 2 * self.K
-
-        def step(self, state, aux, k, noise, score):
-            H = pm._draw_H(noise, self.K)
-            (x,) = state
-            sd = np.sqrt(2 * self.eta)
-            g0 = score(x, self.level)
-            xhat, xtil = x, x
-            for i in range(self.K):
-                b = g0
-                if i >= 1 and np.any(H[:, i - 1: i]):
-                    b = g0 + self.K * H[:, i - 1: i] * (score(xhat, self.level, active=H[:, i - 1: i]) - g0)
-                xtil = xtil + self.eta * b + sd * noise.normal(x.shape[1])
-                xhat = xhat + self.eta * g0 + sd * noise.normal(x.shape[1])   # independent draw: wrong
-            return (xtil,)
-
+    """BROKEN on purpose (experiments.extra_studies.poisson.BrokenPLMC): the cheap interpolation gets its own
+    Gaussian draws. Its stationary variance is far from LMC(alpha/K), and its bias does not shrink like the
+    real PLMC's as alpha -> 0."""
     K = 10
     us, w = bernoulli_patterns(K)
     real, broken = [], []
     alphas = np.array([0.4, 0.2, 0.1])
     for a in alphas:
         real.append(annealed_stationary(pm.PLMC(1, K=K, alpha=a), STD, us, w)[0, 0, 0] - 1 / (1 - a / K / 2))
-        broken.append(annealed_stationary(Broken(1, K=K, alpha=a), STD, us, w)[0, 0, 0] - 1 / (1 - a / K / 2))
+        broken.append(annealed_stationary(BrokenPLMC(1, K=K, alpha=a), STD, us, w)[0, 0, 0] - 1 / (1 - a / K / 2))
     real, broken = np.abs(real), np.abs(broken)
     # real PLMC's excess over LMC(alpha/K) is O(alpha^2) (slope ~2); the broken one is O(alpha) (slope ~1)
     assert np.all(slopes(alphas, real) > 1.5), slopes(alphas, real)

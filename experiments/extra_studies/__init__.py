@@ -19,13 +19,17 @@ from __future__ import annotations
 import importlib
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from experiments.cache import CellCache
+from experiments.cells import run_scan
+from experiments.executors import imap
 
 #: study modules of this package, in the order ``--help`` lists them
 MODULES = ("rounds", "lipschitz", "score_error", "schedules", "poisson", "logconcave", "mixtures")
@@ -48,6 +52,9 @@ class StudyContext:
         self.out.mkdir(parents=True, exist_ok=True)
         self.figures.mkdir(parents=True, exist_ok=True)
         self.cache = CellCache(self.out / "cache")
+        if not self.resume:   # --no-resume: nothing cached before this run is read back
+            for p in (self.out / "cache").glob("*.json"):
+                p.unlink()
 
     def rng(self, *words) -> np.random.Generator:
         """A Generator derived from the root seed and the given words (cell parameters), not from order."""
@@ -69,3 +76,38 @@ def studies() -> dict[str, Study]:
         if study is not None:
             found[study.name] = study
     return found
+
+
+def run_cached(ctx: StudyContext, items: list[dict], cell: Callable[[dict], dict], key: Callable[[dict], str],
+               *, order: Callable[[dict], float] | None = None) -> list[dict]:
+    """``[cell(item) for item in items]``, each result cached under ``key(item)`` in ``ctx.cache``.
+
+    Finished cells are read back (unless ``ctx.resume`` is off) and never recomputed; the others run
+    through the context's executor, in the order given by ``order`` (smallest first; e.g. the most
+    expensive cells first so that a process pool stays busy), and each is cached as soon as it is done,
+    so an interrupted study loses nothing it finished."""
+    results, todo = {}, []
+    for i, item in enumerate(items):
+        hit = ctx.cache.get(key(item)) if ctx.resume else None
+        if hit is None:
+            todo.append(i)
+        else:
+            results[i] = hit
+    if order is not None:
+        todo.sort(key=lambda i: order(items[i]))
+    for j, res in imap(cell, [items[i] for i in todo], executor=ctx.executor, jobs=ctx.jobs,
+                       scheduler=ctx.scheduler):
+        results[todo[j]] = res
+        ctx.cache.put(key(items[todo[j]]), res)
+    return [results[i] for i in range(len(items))]
+
+
+def run_scans(ctx: StudyContext, scans: list) -> pd.DataFrame:
+    """Run law-mode scans (experiments.cells.Scan) through the context's executor with the on-disk law
+    cache; one tidy error row per (cost, d, metric) of every scan."""
+
+    rows = []
+    for _, result in imap(partial(run_scan, cache_dir=str(ctx.out / "cache")), scans,
+                          executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
+        rows.extend(result)
+    return pd.DataFrame(rows)

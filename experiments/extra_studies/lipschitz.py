@@ -37,12 +37,10 @@ import pandas as pd
 from experiments.cache import atomic_write_text
 from experiments.cells import Scan, code_version
 from experiments.complexity import cost_ladder
-from experiments.extra_studies import Study, StudyContext
+from experiments.extra_studies import Study, StudyContext, run_scans
 from experiments.extra_studies.rounds import (
-    clear_cache,
     crossings,
     fit_power,
-    run_scans,
     smooth_ladder,
     strictly_increasing_nfe,
 )
@@ -225,7 +223,6 @@ def _markdown(table: pd.DataFrame, fits: pd.DataFrame, ctx: StudyContext) -> str
 
 
 def run(ctx: StudyContext) -> dict:
-    clear_cache(ctx)
     scans = plan(ctx)
     errors = run_scans(ctx, scans)
     table = crossings(errors, scans, extra=_extra)

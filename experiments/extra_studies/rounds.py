@@ -52,16 +52,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from experiments.cache import atomic_write_text
-from experiments.cells import Scan, code_version, run_scan
+from experiments.cells import Scan, code_version
 from experiments.complexity import cost_ladder, is_monotone, nstar
-from experiments.executors import imap
-from experiments.extra_studies import Study, StudyContext
+from experiments.extra_studies import Study, StudyContext, run_scans
 from experiments.samplers import get as get_sampler
 from experiments.samplers._grid import DEFAULT_DELTA
 from experiments.studies import get_target
@@ -95,21 +93,6 @@ def strictly_increasing_nfe(sampler: str, costs, params: dict) -> tuple[int, ...
             kept.append(int(c))
             last = n
     return tuple(kept)
-
-
-def clear_cache(ctx: StudyContext) -> None:
-    if not ctx.resume:
-        for p in (ctx.out / "cache").glob("*.json"):
-            p.unlink()
-
-
-def run_scans(ctx: StudyContext, scans: list[Scan]) -> pd.DataFrame:
-    """Run scans through the context's executor with the on-disk law cache; tidy error rows."""
-    rows = []
-    for _, result in imap(partial(run_scan, cache_dir=str(ctx.out / "cache")), scans,
-                          executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
-        rows.extend(result)
-    return pd.DataFrame(rows)
 
 
 def interp_loglog(x_new: float, x: np.ndarray, y: np.ndarray) -> float:
@@ -422,7 +405,6 @@ def _markdown(table: pd.DataFrame, fits: pd.DataFrame, ctx: StudyContext) -> str
 
 
 def run(ctx: StudyContext) -> dict:
-    clear_cache(ctx)
     scans = plan(ctx)
     errors = run_scans(ctx, scans)
     table = crossings(errors, scans, extra=_extra)

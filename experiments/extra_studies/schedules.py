@@ -52,8 +52,7 @@ from experiments.cache import atomic_write_text
 from experiments.cells import code_version
 from experiments.complexity import cost_ladder, nstar
 from experiments.errors import law_error
-from experiments.executors import imap
-from experiments.extra_studies import Study
+from experiments.extra_studies import Study, run_cached
 from experiments.laws import gaussian_law
 from experiments.samplers import get as get_sampler
 from experiments.score_error import ScoreErrorFamily
@@ -117,16 +116,7 @@ def compute(ctx) -> pd.DataFrame:
     Ns = cost_ladder(prof.ladder[0], prof.ladder[1], prof.per_octave)
     items = [{"target": t, "d": prof.d, "eps_score": float(e), "schedule": s, "N": int(N)}
              for t in prof.targets for e in (0.0,) + tuple(prof.eps) for s in SCHEDULES for N in Ns]
-    results, todo = {}, []
-    for i, item in enumerate(items):
-        hit = ctx.cache.get(_key(item)) if ctx.resume else None
-        if hit is None:
-            todo.append(i)
-        else:
-            results[i] = hit
-    for j, res in imap(_cell, [items[i] for i in todo], executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
-        results[todo[j]] = res
-        ctx.cache.put(_key(items[todo[j]]), res)
+    results = run_cached(ctx, items, _cell, _key)
     rows = [{**it, "condition": condition_name(it["eps_score"]), **results[i], "sigma_min": SIGMA_MIN,
              "sigma_max": SIGMA_MAX, "rho": RHO, "seed": ctx.seed, "profile": ctx.profile, "code_version": code_version()}
             for i, it in enumerate(items)]

@@ -60,8 +60,7 @@ import pandas as pd
 from experiments.cache import atomic_write_text
 from experiments.cells import code_version
 from experiments.errors import law_error
-from experiments.executors import imap
-from experiments.extra_studies import Study
+from experiments.extra_studies import Study, run_cached
 from experiments.laws import gaussian_law
 from experiments.samplers import get as get_sampler
 from experiments.score_error import ScoreErrorFamily
@@ -176,18 +175,7 @@ def compute(ctx) -> pd.DataFrame:
                                   "eps_score": float(eps), "n_draws": run.n_draws, "params": list(run.params),
                                   "target": prof.target, "law_seed": law_seed, "mc_seed": mc_seed,
                                   "annealed_samples": prof.annealed_samples})
-    results: dict[int, dict] = {}
-    todo = []
-    for i, item in enumerate(items):
-        hit = ctx.cache.get(_key(item)) if ctx.resume else None
-        if hit is None:
-            todo.append(i)
-        else:
-            results[i] = hit
-    for j, res in imap(_cell, [items[i] for i in todo], executor=ctx.executor, jobs=ctx.jobs,
-                       scheduler=ctx.scheduler):
-        results[todo[j]] = res
-        ctx.cache.put(_key(items[todo[j]]), res)
+    results = run_cached(ctx, items, _cell, _key)
     rows = []
     for i, item in enumerate(items):
         rows.append({**{k: item[k] for k in ("sampler", "cost_kind", "cost", "d", "eps_score", "n_draws", "target")},

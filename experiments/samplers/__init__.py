@@ -3,16 +3,6 @@
 The contract for adding a sampler is in :mod:`experiments.samplers._api`.
 """
 
-from experiments.samplers._api import (  # noqa: F401
-    REGISTRY,
-    Claim,
-    CountingScore,
-    Kernel,
-    NonFiniteStateError,
-    SamplerSpec,
-    get,
-    register,
-)
 from experiments.samplers import (  # noqa: F401,E402
     ddim,
     ddpm,
@@ -27,4 +17,14 @@ from experiments.samplers import (  # noqa: F401,E402
     poisson_midpoint,
     sde,
     ve,
+)
+from experiments.samplers._api import (  # noqa: F401
+    REGISTRY,
+    Claim,
+    CountingScore,
+    Kernel,
+    NonFiniteStateError,
+    SamplerSpec,
+    get,
+    register,
 )
