@@ -1,7 +1,7 @@
 """Generated blocks of paper_notes.md, rebuilt from the committed result tables and the registry.
 
-paper_notes.md holds prose written by people and tables written by this module. A table lives
-between two markers::
+paper_notes.md (and the README's headline table) hold prose written by people and tables written by
+this module. A table lives between two markers::
 
     <!-- generated:NAME -->
     ...
@@ -32,6 +32,8 @@ import pandas as pd
 from analysis import tables
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the files of the repository that hold generated blocks
+DOCUMENTS = ("paper_notes.md", "README.md")
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[^ ]+) -->\n)(?P<body>.*?)(<!-- end generated:(?P=name) -->)", re.S)
 
 
@@ -145,20 +147,24 @@ def stale_blocks(notes: Path, results: Path) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.notes", description=__doc__.splitlines()[0])
-    p.add_argument("--notes", default=str(ROOT / "paper_notes.md"))
+    p.add_argument("--notes", nargs="+", default=[str(ROOT / name) for name in DOCUMENTS],
+                   help="the files whose generated blocks are rewritten or checked (default: %(default)s)")
     p.add_argument("--results", default=str(ROOT / "results"))
     p.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")
     args = p.parse_args(argv)
-    notes, results = Path(args.notes), Path(args.results)
+    results = Path(args.results)
     try:
         if args.check:
-            stale = stale_blocks(notes, results)
-            if stale:
-                print(f"stale generated blocks in {notes}: {', '.join(stale)}; run python -m analysis.notes",
-                      file=sys.stderr)
-                return 1
-            return 0
-        notes.write_text(regenerate(notes.read_text(), results))
+            found = False
+            for notes in map(Path, args.notes):
+                stale = stale_blocks(notes, results)
+                if stale:
+                    found = True
+                    print(f"stale generated blocks in {notes}: {', '.join(stale)}; run python -m analysis.notes",
+                          file=sys.stderr)
+            return 1 if found else 0
+        for notes in map(Path, args.notes):
+            notes.write_text(regenerate(notes.read_text(), results))
     except ValueError as exc:
         print(f"analysis.notes: error: {exc}", file=sys.stderr)
         return 2

@@ -55,7 +55,7 @@ class Scan:
     start: str = "exact"
     annealed_samples: int = 20000
     code: str = ""                             # code version, fixed once by the launching process
-    n_infeasible: int = 0                      # ladder costs left out because the sampler cannot run there
+    n_infeasible: int = 0                      # ladder costs left out: the sampler cannot run there, or no new NFE
 
     def __post_init__(self):
         if not self.code:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -67,13 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="root seed; every cell derives its own from its parameters")
     p.add_argument("--out", default="results", help="output folder for tables (figures go to figures/ by default)")
     p.add_argument("--figures", default=None, help="figure folder (default: figures/ for --out results, else OUT/figures)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default: the cores this process may use)")
     p.add_argument("--executor", choices=EXECUTORS, default=None,
                    help="inline (default with --jobs 1), processes (default with --jobs > 1), dask")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (implies --executor dask)")
     p.add_argument("--no-resume", action="store_true", help="ignore and overwrite cached cells")
     p.add_argument("--dry-run", action="store_true", help="list the scans and exit")
     return p
+
+
+def default_jobs() -> int:
+    """The number of cores this process may run on (the default of --jobs)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        return os.cpu_count() or 1
 
 
 def _split(text, cast, name):
@@ -94,15 +104,21 @@ def _plain(x):
 
 
 def feasible(spec, costs, params) -> tuple[int, ...]:
-    """The costs at which the sampler can be built with these parameters (e.g. a GCC budget must cover
-    its windows); the others are not measurements and are left out of the ladder (and counted)."""
-    ok = []
+    """The ladder costs that are distinct measurements: the sampler can be built there with these
+    parameters (e.g. a GCC budget must cover its windows), and its documented NFE strictly exceeds that
+    of every smaller kept cost (several knob values can map to one NFE: Li & Jiao round T up to a
+    multiple of K, Gupta-Cai-Chen round the budget split). The others are left out of the ladder, and
+    counted, so that N* is searched over strictly increasing NFE."""
+    ok, last = [], -np.inf
     for c in costs:
         try:
             spec.make(c, **dict(params))
         except ValueError:
             continue
-        ok.append(c)
+        n = float(spec.nfe(c, **dict(params)))
+        if n > last:
+            ok.append(int(c))
+            last = n
     return tuple(ok)
 
 
@@ -201,7 +217,7 @@ def run_study(study, argv) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=f"results/{study.name}")
     p.add_argument("--figures", default=None, help=f"default: figures/{study.name} (or OUT/figures with --out)")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the cores available)")
     p.add_argument("--executor", choices=EXECUTORS, default=None)
     p.add_argument("--scheduler", default=None)
     p.add_argument("--no-resume", action="store_true")
@@ -209,7 +225,7 @@ def run_study(study, argv) -> int:
     default_out = args.out == f"results/{study.name}"
     figures = args.figures or (f"figures/{study.name}" if default_out else str(Path(args.out) / "figures"))
     try:
-        v.positive_int("--jobs", args.jobs)
+        args.jobs = default_jobs() if args.jobs is None else v.positive_int("--jobs", args.jobs)
         executor = args.executor or ("dask" if args.scheduler else ("processes" if args.jobs > 1 else "inline"))
         ctx = StudyContext(profile=args.profile, seed=args.seed, out=Path(args.out), figures=Path(figures),
                            jobs=args.jobs, executor=executor, scheduler=args.scheduler, resume=not args.no_resume)
@@ -234,7 +250,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        v.positive_int("--jobs", args.jobs)
+        args.jobs = default_jobs() if args.jobs is None else v.positive_int("--jobs", args.jobs)
         scans = plan_scans(args)
     except ValueError as exc:
         print(f"experiments.scaling: error: {exc}", file=sys.stderr)

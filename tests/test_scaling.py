@@ -18,7 +18,8 @@ from experiments import cells
 from experiments.scaling import main
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--samplers", "ddim,li_jiao", "--dims", "10,1000", "--eps", "0.2,0.1", "--variants", "tuned"]
+# in-process by default (--jobs 1), so that monkeypatched evaluation counters see every cell
+SMALL = ["--samplers", "ddim,li_jiao", "--dims", "10,1000", "--eps", "0.2,0.1", "--variants", "tuned", "--jobs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +146,7 @@ def test_corrupt_cache_entry_is_detected_and_recomputed(tmp_path, monkeypatch):
 def test_killed_process_loses_no_finished_cell(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "experiments.scaling", "--samplers", "ddpm", "--dims", "10", "--eps", "0.003",
-           "--variants", "tuned", "--out", str(out)]
+           "--variants", "tuned", "--jobs", "1", "--out", str(out)]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

@@ -42,10 +42,10 @@ from experiments.extra_studies.rounds import (
     crossings,
     fit_power,
     smooth_ladder,
-    strictly_increasing_nfe,
 )
 from experiments.samplers import get as get_sampler
 from experiments.samplers._grid import DEFAULT_DELTA
+from experiments.scaling import feasible
 from experiments.studies import GaussianFamily
 
 SAMPLERS = ("li_jiao", "gupta_cai_chen", "ddpm", "ddim")
@@ -83,7 +83,7 @@ def _ladder(sampler: str, params: dict, per_octave: int) -> tuple[int, ...]:
         costs = cost_ladder(start, start << 10, per_octave=per_octave)
     else:
         costs = cost_ladder(4, 1 << 17, per_octave=per_octave)
-    return strictly_increasing_nfe(sampler, costs, params)
+    return feasible(get_sampler(sampler), costs, params)
 
 
 def plan(ctx: StudyContext) -> list[Scan]:

@@ -62,6 +62,7 @@ from experiments.complexity import cost_ladder, is_monotone, nstar
 from experiments.extra_studies import Study, StudyContext, run_scans
 from experiments.samplers import get as get_sampler
 from experiments.samplers._grid import DEFAULT_DELTA
+from experiments.scaling import feasible
 from experiments.studies import get_target
 
 CLAIMED_POWER = 2.0  # rounds = O(log^2(d/eps))
@@ -80,19 +81,6 @@ def smooth_ladder(start: int, stop: int) -> list[int]:
     if not out:
         raise ValueError(f"no ladder value in [{start}, {stop}]")
     return sorted(out)
-
-
-def strictly_increasing_nfe(sampler: str, costs, params: dict) -> tuple[int, ...]:
-    """Keep the costs whose documented NFE strictly increases (several knob values can map to one run:
-    Li & Jiao round T up to a multiple of K, Gupta-Cai-Chen round the budget split)."""
-    nfe = get_sampler(sampler).nfe
-    kept, last = [], -np.inf
-    for c in costs:
-        n = nfe(c, **params)
-        if n > last:
-            kept.append(int(c))
-            last = n
-    return tuple(kept)
 
 
 def interp_loglog(x_new: float, x: np.ndarray, y: np.ndarray) -> float:
@@ -232,7 +220,7 @@ def plan(ctx: StudyContext, family_name: str = "gauss_aniso") -> list[Scan]:
         for params, served in grouped.items():
             scans.append(Scan(study="rounds", profile=ctx.profile, sampler=run.sampler, variant="theory",
                               family=fam, params=params, pairs=tuple(served),
-                              costs=strictly_increasing_nfe(run.sampler, run.ladder, dict(params)),
+                              costs=feasible(get_sampler(run.sampler), run.ladder, params),
                               metrics=("tv_annealed",), n_draws=prof["n_draws"] if spec.randomized else 1,
                               root_seed=ctx.seed, annealed_samples=prof["annealed_samples"]))
     return scans
