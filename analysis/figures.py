@@ -257,7 +257,9 @@ def make_all(
 
     if nstar_path.exists():
         nstar = _keep(pd.read_csv(nstar_path))
-        written += headline(nstar, figures_dir, claims=claims)
+        verdicts_path = results_dir / "verdicts.csv"
+        verdicts_table = pd.read_csv(verdicts_path) if verdicts_path.exists() else None
+        written += headline(nstar, figures_dir, claims=claims, verdicts=verdicts_table)
         keys = [c for c in GROUP_COLUMNS if c in nstar.columns]
         fits = fit_joint(nstar, by=keys)
         for key_values, part in nstar.groupby(keys, sort=True):
@@ -306,47 +308,89 @@ def make_all(
     return written
 
 
-def headline(nstar: pd.DataFrame, figures_dir, *, claims: Mapping, metric: str = "tv_annealed") -> list[Path]:
-    """One panel per target: N* against d for every sampler (theory preset where run, else tuned) at the
-    smallest eps that most samplers reach, with each claimed d-slope as a dashed guide of the same colour."""
+#: the samplers of the headline figure: the seed papers' diffusion samplers and three baselines
+HEADLINE_SAMPLERS = ("li_jiao", "gupta_cai_chen", "ddram", "ddpm", "ddim", "dpm_solver_2")
+
+
+def headline(nstar: pd.DataFrame, figures_dir, *, claims: Mapping, verdicts: pd.DataFrame | None = None,
+             metric: str = "tv_annealed", samplers: Sequence[str] = HEADLINE_SAMPLERS) -> list[Path]:
+    """One figure per target. Left: N* against d for ``samplers`` (tuned variant, which runs on the whole
+    grid) at the eps with the most finite N*, each claimed d-slope dashed from the sampler's first point.
+    Right (when ``verdicts`` is given): the fitted d-exponent with its 95% interval beside the claimed one
+    (open diamond), for every variant, from the primary fit in the claim's own metric. Samplers absent from the results
+    are skipped; if none of ``samplers`` is present, every sampler is drawn."""
     figures_dir = Path(figures_dir)
     part = nstar[(nstar["metric"] == metric) & (nstar["crossing"] == "interpolated")]
     written = []
     for target, tpart in part.groupby("target", sort=True):
-        counts = tpart.groupby("eps")["sampler"].nunique()
+        names = [n for n in samplers if n in set(tpart["sampler"])] or sorted(tpart["sampler"].unique())
+        tpart = tpart[tpart["sampler"].isin(names)]
+        tuned = tpart[tpart["variant"] == "tuned"]
+        grid = tuned if len(tuned) else tpart
+        counts = grid.groupby("eps").size()
         if counts.empty:
             continue
-        eps = float(counts[counts == counts.max()].index.min())
-        sub = tpart[tpart["eps"] == eps]
-        fig = Figure(figsize=(9.5, 5.8), layout="constrained")
-        ax = fig.subplots()
-        samplers = sorted(sub["sampler"].unique())
-        cmap = colormaps["tab10" if len(samplers) <= 10 else "tab20"]
-        colors = [cmap(i) for i in range(len(samplers))]
+        eps = float(counts[counts == counts.max()].index.min())    # most finite cells; then the smallest eps
+        sub = grid[grid["eps"] == eps]
+        vpart = None
+        if verdicts is not None and len(verdicts):
+            # each claim in its own metric (sqrt(KL) for KL claims, annealed TV for TV claims)
+            vpart = verdicts[(verdicts["target"] == target) & (verdicts["metric_match"] == "same")
+                             & verdicts["primary"].astype(bool) & verdicts["sampler"].isin(names)]
+        fig = Figure(figsize=(13.0 if vpart is not None else 9.5, 5.4), layout="constrained")
+        if vpart is not None:
+            ax, ax_v = fig.subplots(1, 2, width_ratios=(1.35, 1.0))
+        else:
+            ax, ax_v = fig.subplots(), None
+        cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+        color = {name: cmap(i) for i, name in enumerate(names)}
         lo, hi = np.inf, 0.0
-        for color, name in zip(colors, samplers):
-            rows = sub[sub["sampler"] == name]
-            variant = "theory" if (rows["variant"] == "theory").sum() >= 2 else "tuned"
-            rows = rows[rows["variant"] == variant].sort_values("d")
+        for name in names:
+            rows = sub[sub["sampler"] == name].sort_values("d")
             if len(rows) < 2:
                 continue
-            ax.plot(rows["d"], rows["nstar"], "o-", color=color, label=f"{name} ({variant})")
+            variant = rows["variant"].iloc[0]
+            ax.plot(rows["d"], rows["nstar"], "o-", color=color[name], label=f"{name} ({variant})")
             lo, hi = min(lo, rows["nstar"].min()), max(hi, rows["nstar"].max())
-            claim = claims.get(name)
-            if claim is not None:
-                a_c = float(claim.d_exp)
+            a_c, _ = claimed_exponents(claims.get(name), metric)
+            if np.isfinite(a_c):
                 d0, n0 = rows["d"].iloc[0], rows["nstar"].iloc[0]
                 dd = np.array([rows["d"].min(), rows["d"].max()])
-                ax.plot(dd, n0 * (dd / d0) ** a_c, "--", color=color, lw=1, alpha=0.7)
+                ax.plot(dd, n0 * (dd / d0) ** a_c, "--", color=color[name], lw=1, alpha=0.7)
         ax.set_xscale("log")
         ax.set_yscale("log")
         if hi > 0:
             ax.set_ylim(lo / 2, hi * 2)  # guides are clipped to the data range
         ax.set_xlabel("dimension d")
-        ax.set_ylabel(f"N* (score evaluations to reach {metric.replace('_', ' ')} <= {_fmt_num(eps)})")
-        ax.set_title(f"target {target}: N* against d at eps = {_fmt_num(eps)} (dashed: each paper's claimed d-slope)",
-                     fontsize="medium")
+        ax.set_ylabel(f"N* (score evaluations to reach {metric.replace('_', ' ')} ≤ {_fmt_num(eps)})")
+        ax.set_title(f"N* against d at ε = {_fmt_num(eps)} (dashed: each paper's claimed d-slope)", fontsize="medium")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(fontsize="small", loc="upper left")
+        if ax_v is not None:
+            _exponent_panel(ax_v, vpart, names, color)
+        fig.suptitle(f"target {target}: measured against claimed dimension dependence")
         written.append(_save(fig, figures_dir / f"headline__{target}__{metric}.png"))
     return written
+
+
+def _exponent_panel(ax, vpart: pd.DataFrame, names: Sequence[str], color: Mapping) -> None:
+    """Fitted d-exponent [95% CI] (filled) and claimed exponent (open diamond), one row per sampler and variant."""
+    labels = []
+    for name in names:
+        for variant in ("tuned", "theory"):
+            r = vpart[(vpart["sampler"] == name) & (vpart["variant"] == variant)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            y = len(labels)
+            if np.isfinite(r["a_lo"]) and np.isfinite(r["a_hi"]):
+                ax.errorbar([r["a"]], [y], xerr=[[r["a"] - r["a_lo"]], [r["a_hi"] - r["a"]]], fmt="o",
+                            color=color[name], capsize=3, ms=5)
+            if np.isfinite(r["a_claim"]):
+                ax.plot([r["a_claim"]], [y], "D", mfc="none", color=color[name], ms=7)
+            labels.append(f"{name} ({variant}, {r['metric'].replace('tv_', 'TV ')}): {r['verdict_d']}")
+    ax.set_yticks(range(len(labels)), labels, fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("exponent a of d in N* (● fitted, 95% CI; ◇ claimed)")
+    ax.set_title("fitted against claimed d-exponent, with the verdict", fontsize="medium")
+    ax.grid(True, axis="x", alpha=0.3)

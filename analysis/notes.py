@@ -12,8 +12,10 @@ exits 1 if any block differs from what the committed results give (tests/test_pa
 check, so a stale table fails the test suite). Block names:
 
 ``claims``                   every registered sampler's claim (from the registry)
+``headline:S1,S2,...``       each claim in its own metric, primary fit, for those samplers (the README's table)
 ``verdicts:S1,S2,...``       primary verdicts of the main study (results/verdicts.csv) for those samplers
 ``fits:S1,S2,...``           power-law and log-term joint fits (results/fits.csv, fits_log.csv)
+``horizon:S1,S2,...``        theory presets refitted as N*/T, the cost per unit of horizon (fits_per_horizon.csv)
 ``comparison:A,B``           N*(A) / N*(B) at equal eps (results/comparisons.csv)
 ``study:NAME``               the generated summary of an extra study (results/NAME/tables.md)
 ``meta``                     code version, profile and seed of the committed main results
@@ -75,6 +77,32 @@ def render_verdicts(results: Path, arg: str) -> str:
     return tables.verdicts_table(v)
 
 
+def render_headline(results: Path, arg: str) -> str:
+    v = _csv(results, "verdicts.csv")
+    names = _samplers(arg)
+    v = v[v["primary"] & (v["metric_match"] == "same") & v["sampler"].isin(names)]
+    if v.empty:
+        return "_no rows in the committed results for these samplers_"
+    v = v.assign(order=v["sampler"].map(names.index)).sort_values(["order", "variant"], ascending=[True, False])
+    frac = lambda x: tables.fmt_fraction(x)  # noqa: E731
+    return tables.render_table(
+        v, ["sampler", "variant", "metric", "a_claim", "a [ci]", "verdict_d", "b_claim", "b [ci]", "verdict_eps"],
+        headers={"a_claim": "claimed a (d)", "a [ci]": "measured a [95% CI]", "verdict_d": "verdict (d)",
+                 "b_claim": "claimed b (1/ε)", "b [ci]": "measured b [95% CI]", "verdict_eps": "verdict (ε)"},
+        formats={"a_claim": frac, "b_claim": frac})
+
+
+def render_horizon(results: Path, arg: str) -> str:
+    path = results / "fits_per_horizon.csv"
+    if path.exists() and path.stat().st_size <= 1:       # written, but no preset with a horizon was run
+        return "_no theory preset with a horizon among these samplers_"
+    f = _csv(results, "fits_per_horizon.csv")
+    f = f[f["sampler"].isin(_samplers(arg)) & (f["metric"] == "tv_annealed")]
+    if f.empty:
+        return "_no theory preset with a horizon among these samplers_"
+    return tables.verdicts_table(f)
+
+
 def render_fits(results: Path, arg: str) -> str:
     out = []
     for fname, title in (("fits.csv", "power law"), ("fits_log.csv", "with a log log(d/eps) term")):
@@ -90,7 +118,10 @@ def render_comparison(results: Path, arg: str) -> str:
     cmp = pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
     if cmp.empty or not ((cmp["sampler_a"] == a) & (cmp["sampler_b"] == b)).any():
         return f"_no comparison of {a} and {b} in the committed results_"
-    return tables.comparison_table(cmp[(cmp["sampler_a"] == a) & (cmp["sampler_b"] == b)])
+    cmp = cmp[(cmp["sampler_a"] == a) & (cmp["sampler_b"] == b)]
+    if (cmp["metric"] == "tv_annealed").any():       # the claims' metric; the others are in results/comparisons.csv
+        cmp = cmp[cmp["metric"] == "tv_annealed"]
+    return tables.comparison_table(cmp)
 
 
 def render_study(results: Path, name: str) -> str:
@@ -122,6 +153,10 @@ def _render(name: str, results: Path) -> str:
         return render_claims()
     if kind == "verdicts":
         return render_verdicts(results, arg)
+    if kind == "horizon":
+        return render_horizon(results, arg)
+    if kind == "headline":
+        return render_headline(results, arg)
     if kind == "fits":
         return render_fits(results, arg)
     if kind == "comparison":

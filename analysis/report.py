@@ -16,8 +16,10 @@ Reads ``nstar.csv`` and ``errors.csv`` in a results folder and writes beside the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import figures as figs
@@ -47,6 +49,20 @@ def primary_verdicts(fits: pd.DataFrame, fits_log: pd.DataFrame) -> pd.DataFrame
     return both
 
 
+def per_horizon(nstar: pd.DataFrame) -> pd.DataFrame:
+    """N*/T for the rows whose parameters set an OU horizon ``T`` (the theory presets, T = log(d/eps^2)/2).
+
+    A preset that grows its horizon with (d, eps) multiplies N* by a log factor whose form,
+    log(d/eps^2), the log-term fit's log log(d/eps) does not reproduce. Fitting log(N*/T) removes the
+    factor exactly where the step count is proportional to T (uniform grids in t) and over-corrects
+    where it grows more slowly (log-SNR grids): a second, independent reading of those fits."""
+    T = nstar["params"].map(lambda p: json.loads(p).get("T", np.nan) if isinstance(p, str) else np.nan)
+    keep = np.isfinite(T.to_numpy(float)) & (nstar["variant"] == "theory").to_numpy()
+    out = nstar[keep].copy()
+    out["nstar"] = out["nstar"] / T[keep]
+    return out
+
+
 def analyse(results: Path) -> dict[str, pd.DataFrame]:
     nstar = pd.read_csv(Path(results) / "nstar.csv")
     fits = fit_joint(nstar, by=BY)
@@ -59,6 +75,9 @@ def analyse(results: Path) -> dict[str, pd.DataFrame]:
         "local_slopes": local_slopes(nstar, by=BY),
         "verdicts": primary_verdicts(fits, fits_log),
     }
+    horizon = per_horizon(nstar)
+    out["fits_per_horizon"] = verdicts(fit_joint(horizon, by=BY)).assign(fit="N*/T, power law") if len(horizon) \
+        else pd.DataFrame()
     cmps = []
     present = set(nstar["sampler"])
     for a, b in COMPARISONS:
@@ -76,6 +95,9 @@ def markdown(parts: dict[str, pd.DataFrame], meta: str = "") -> str:
     blocks += ["### Verdicts against the claims (primary fit: with the log term, since the claims hide logs)",
                tables.verdicts_table(v[v["primary"]])]
     blocks += ["### Verdicts from the power-law fit (for reference)", tables.verdicts_table(v[~v["primary"]])]
+    if len(parts.get("fits_per_horizon", ())):
+        blocks += ["### Theory presets: N*/T, the cost per unit of OU horizon (power law; analysis.report.per_horizon)",
+                   tables.verdicts_table(parts["fits_per_horizon"])]
     power = v[v["fit"] == POWER]
     if power["structure_applies"].astype(bool).any():
         blocks += ["### Structure check (b = r a on product targets, power-law fit)", tables.structure_table(power)]

@@ -1,7 +1,7 @@
-"""paper_notes.md: its generated tables are fresh, its block names are valid, every sampler is discussed.
+"""paper_notes.md and the README: generated tables fresh, block names valid, every sampler discussed.
 
-(a) ``analysis.notes.stale_blocks(paper_notes.md, results/)`` is empty: a table that no longer matches the
-    committed results fails (skipped only while ``results/metadata.json`` does not exist, i.e. before the
+(a) ``analysis.notes.stale_blocks(doc, results/)`` is empty for paper_notes.md and README.md: a table
+    that no longer matches the committed results fails (skipped only while ``results/metadata.json`` does not exist, i.e. before the
     main study has been committed);
 (b) negative control: a copy of paper_notes.md whose generated tables are fresh is reported clean, and the
     same copy with one generated table edited by hand is reported stale (on synthetic result tables, so
@@ -31,11 +31,18 @@ from experiments.studies import get_profile
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = ROOT / "paper_notes.md"
 RESULTS = ROOT / "results"
-KINDS = ("claims", "meta", "verdicts", "fits", "comparison", "study")
+README = ROOT / "README.md"
+KINDS = ("claims", "meta", "verdicts", "fits", "comparison", "study", "headline", "horizon")
+SAMPLER_KINDS = ("verdicts", "fits", "comparison", "headline", "horizon")
 
 
 def _text() -> str:
     return NOTES.read_text()
+
+
+def _all_blocks() -> list[str]:
+    """Block names of every document that holds generated blocks (paper_notes.md and the README)."""
+    return [name for doc in (NOTES, README) for name in _block_names(doc.read_text())]
 
 
 def _block_names(text: str) -> list[str]:
@@ -49,7 +56,7 @@ def _prose(text: str) -> str:
 
 def _samplers_of(name: str) -> list[str]:
     kind, _, arg = name.partition(":")
-    return [s for s in arg.split(",") if s] if kind in ("verdicts", "fits", "comparison") else []
+    return [s for s in arg.split(",") if s] if kind in SAMPLER_KINDS else []
 
 
 def _profile_name() -> str:
@@ -68,7 +75,7 @@ def _synthetic_results(folder: Path) -> Path:
     renders and that the staleness check reacts to an edit.
     """
     rng = np.random.default_rng(0)
-    names = sorted({s for n in _block_names(_text()) for s in _samplers_of(n)})
+    names = sorted({s for n in _all_blocks() for s in _samplers_of(n)})
     rows = []
     for k, sampler in enumerate(names):
         spec = REGISTRY[sampler]
@@ -82,7 +89,10 @@ def _synthetic_results(folder: Path) -> Path:
                         rows.append({"study": "scaling", "sampler": sampler, "variant": variant,
                                      "target": "gauss_aniso", "metric": metric, "d": d, "eps": eps,
                                      "nstar": n, "crossing": "interpolated", "monotone": True, "seed": 0,
-                                     "code_version": "synthetic", "profile": "synthetic", "params": "{}"})
+                                     "code_version": "synthetic", "profile": "synthetic",
+                                     # theory presets set a horizon, so that the N*/T block has rows
+                                     "params": json.dumps({"T": 0.5 * np.log(d / eps**2)} if variant == "theory"
+                                                          else {})})
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "nstar.csv", pd.DataFrame(rows).to_csv(index=False))
     for name, df in analyse(folder).items():
@@ -127,8 +137,9 @@ def test_generated_tables_match_committed_results():
     if not (RESULTS / "metadata.json").exists():
         pytest.skip("results/metadata.json is absent: the main study has not been committed yet "
                     "(run `python -m experiments.scaling`, then `python -m analysis.notes`)")
-    stale = notes.stale_blocks(NOTES, RESULTS)
-    assert stale == [], f"stale generated blocks in paper_notes.md: {stale}; run `python -m analysis.notes`"
+    for doc in (NOTES, README):
+        stale = notes.stale_blocks(doc, RESULTS)
+        assert stale == [], f"stale generated blocks in {doc.name}: {stale}; run `python -m analysis.notes`"
 
 
 # -- (b) ---------------------------------------------------------------------------------------------
@@ -191,14 +202,14 @@ def test_every_block_name_is_valid():
     profile = get_profile(_profile_name())
     in_profile = {r.sampler for r in profile.runs}
     known_studies = set(studies())
-    for name in _block_names(_text()):
+    for name in _all_blocks():
         kind, _, arg = name.partition(":")
         assert kind in KINDS, name
         if kind in ("claims", "meta"):
             assert arg == "", name
         for sampler in _samplers_of(name):
             assert sampler in REGISTRY, (name, sampler)
-        if kind in ("verdicts", "fits"):
+        if kind in ("verdicts", "fits", "headline", "horizon"):
             assert _samplers_of(name), name
             # a block for a sampler the main study never runs would stay empty forever
             assert set(_samplers_of(name)) <= in_profile, (name, sorted(set(_samplers_of(name)) - in_profile))
@@ -209,14 +220,15 @@ def test_every_block_name_is_valid():
 
 
 def test_every_block_renders(synthetic):
-    for name in _block_names(_text()):
+    for name in _all_blocks():
         body = notes.render(name, synthetic)
         assert isinstance(body, str) and body.strip(), name
         kind = name.partition(":")[0]
-        if kind in ("verdicts", "fits", "comparison"):                   # the synthetic rows are found
-            assert "no rows" not in body and "no comparison" not in body, (name, body[:200])
+        if kind in SAMPLER_KINDS:                                        # the synthetic rows are found
+            assert "no rows" not in body and "no comparison" not in body and "no theory" not in body, \
+                (name, body[:200])
     if (RESULTS / "metadata.json").exists():
-        for name in _block_names(_text()):
+        for name in _all_blocks():
             assert notes.render(name, RESULTS).strip(), name
 
 
