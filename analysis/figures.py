@@ -54,9 +54,9 @@ def _plain_log_labels(axis):
         axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
-def _legend(ax, handles=None, title=None):
+def _legend(ax, handles=None, title=None, *, outside: bool = False):
     handles = handles if handles is not None else ax.get_legend_handles_labels()[0]
-    if len(handles) > 7:
+    if outside or len(handles) > 7:
         ax.legend(handles=handles, title=title, fontsize="x-small", title_fontsize="x-small",
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     else:
@@ -114,17 +114,15 @@ def _nstar_panel(ax, nstar, *, x: str, line: str, slope: float | None, fit=None,
     if slope is not None and np.isfinite(slope):
         sym = "d" if x == "d" else r"(1/\varepsilon)"
         handles.append(Line2D([], [], color="0.3", ls="--", lw=1.0, label=f"claim ∝ ${sym}^{{{_fmt_exp(slope)}}}$"))
-    _legend(ax, handles)
     notes = []
     if fit is not None and fit_key is not None and np.isfinite(fit.get(fit_key, np.nan)):
         lo, hi = fit.get(f"{fit_key}_lo", np.nan), fit.get(f"{fit_key}_hi", np.nan)
         ci = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else " (no interval)"
         notes.append(f"joint fit {fit_key} = {fit[fit_key]:.2f}{ci}")
     if len(dropped):
-        notes.append(f"{len(dropped)} (d, ε) cells without interpolated N* not shown")
-    if notes:
-        ax.text(0.99, 0.01, "\n".join(notes), transform=ax.transAxes, ha="right", va="bottom",
-                fontsize="x-small", color="0.25")
+        notes.append(f"{len(dropped)} (d, ε) cells without N* not shown")
+    # outside the axes, with the fit in its title: neither hides a line nor collides with the other
+    _legend(ax, handles, title="\n".join(notes) or None, outside=True)
     return ax
 
 
