@@ -190,9 +190,18 @@ class GroupedGaussian(Target):
         t = np.asarray(t, dtype=np.float64)
         if t.ndim:
             t = t.reshape(-1, 1)
+        em, var = self._score_coefficients(t)
+        return (em - x) / var                        # = -(x - em) / var exactly (rounding is sign-symmetric)
+
+    def _score_coefficients(self, t, columns_first=False):
+        """``(e^{-t} m, e^{-2t} v + 1 - e^{-2t})`` per column: the score is ``(em - x) / var``.
+
+        ``t`` scalar or ``(n, 1)`` gives ``(n, G)`` arrays; with ``columns_first``, ``t`` of shape ``(n,)``
+        gives ``(G, n)`` (the same numbers, transposed: law mode calls it once per internal draw in that
+        orientation)."""
+        means, variances = (self.means[:, None], self.variances[:, None]) if columns_first else (self.means, self.variances)
         e = np.exp(-t)
-        var = e * e * self.variances - np.expm1(-2.0 * t)
-        return -(x - e * self.means) / var
+        return e * means, e * e * variances - np.expm1(-2.0 * t)
 
     def log_density(self, x, t):
         x, t = self._check_x_t(x, t)
