@@ -11,10 +11,12 @@ A sampler asks for two kinds of draws:
 :class:`SampleNoise` backs both with a ``numpy.random.Generator``: every row is an independent run,
 so a batch of outputs is i.i.d. from the sampler's true output law.
 
-:class:`LawNoise` is used by :mod:`experiments.laws`. Rows come in blocks of ``n_probes``
+:class:`LawNoise` serves law mode (:mod:`experiments.laws`). Rows come in blocks of ``n_probes``
 impulse rows, one block per draw of internal randomness; inside a block the internal randomness
 is shared (the law is computed *conditional* on it), and the k-th Gaussian draw of a step is a
-unit impulse on the block's row ``first_draw_row + k`` and zero elsewhere.
+unit impulse on the block's row ``first_draw_row + k`` and zero elsewhere. :class:`ProbeMajorLawNoise`
+is the same source with the rows ordered probe by probe (row ``p * n_draws + m``), the layout
+:func:`experiments.laws.gaussian_law` uses: each probe's rows are then one contiguous block.
 """
 
 from __future__ import annotations
@@ -87,6 +89,40 @@ class LawNoise:
 
     def bernoulli(self, p: float, size: int = 1) -> np.ndarray:
         return self.uniform(size) < p
+
+
+class ProbeMajorLawNoise(LawNoise):
+    """:class:`LawNoise` with probe-major rows: row ``p * n_draws + m`` is probe ``p`` of internal draw ``m``.
+
+    The draws themselves are those of :class:`LawNoise` (the same ``rng.random((n_draws, size))`` calls,
+    row ``m`` for draw ``m``); only the order of the rows differs, and the arrays returned are
+    column-major. With this layout column ``g`` of probe ``p`` is one contiguous run of ``n_draws``
+    values, so law mode reads the affine coefficients off by contiguous copies, and a kernel's per-row
+    factor ``aux[:, j:j + 1]`` is contiguous and broadcasts along the long axis.
+    """
+
+    def normal(self, n_columns: int) -> np.ndarray:
+        k = self._count
+        if k >= self.max_draws:
+            raise RuntimeError(
+                f"a step made more than {self.max_draws} Gaussian draws; raise the kernel's draws_per_step"
+            )
+        self._count += 1
+        z = np.zeros((n_columns, self.n_probes, self.n_draws))
+        z[:, self.first_draw_row + k] = 1.0
+        return z.reshape(n_columns, self.batch).T
+
+    def _shared(self, values: np.ndarray) -> np.ndarray:
+        return self.to_probes(values)
+
+    def to_probes(self, values: np.ndarray) -> np.ndarray:
+        """Rows ``(n_draws, ...)`` -> probe rows ``(n_probes * n_draws, ...)`` (row ``m`` copied to every
+        probe of draw ``m``), column-major."""
+        values = np.asfortranarray(values)
+        out = np.empty((self.batch,) + values.shape[1:], dtype=values.dtype, order="F")
+        for p in range(self.n_probes):
+            out[p * self.n_draws:(p + 1) * self.n_draws] = values       # contiguous runs per column
+        return out
 
 
 class PinnedInternal:
