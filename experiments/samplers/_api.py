@@ -53,6 +53,10 @@ class Kernel(abc.ABC):
     state_size: ClassVar[int] = 1
     #: the largest number of ``noise.normal`` calls made by ``init`` or by one step
     draws_per_step: ClassVar[int] = 0
+    #: True when ``plan`` only draws internal randomness and computes each row of every ``aux`` array
+    #: (shape ``(batch, ...)``) from that row's draws alone; law mode may then run ``plan`` on one row
+    #: per internal draw and copy the rows to the draw's probe rows (the same numbers, less work)
+    rowwise_plan: ClassVar[bool] = False
     #: number of steps of the loop
     n_steps: int
     #: OU time of the output (deterministic)

@@ -70,6 +70,7 @@ code               paper
 ``w[j]``           interval width :math:`\hat\alpha_{T-j}-\hat\alpha_{T+1-j}`
 ``abar[:, j]``     :math:`\bar\alpha_{T+1-j}` (so :math:`1-\tau_{k,n}` = ``abar[:, kN/2+n]``)
 ``tau[:, j]``      :math:`1-\bar\alpha_{T+1-j}`
+``g_scale[:, j]``  :math:`2\bar\alpha_{T+1-j}^{3/2}`, the denominator of :math:`g` at node ``j``
 ``A``              running sum of (11b), in :math:`u = Y/\sqrt{1-\tau}` coordinates
 ``sweeps``         :math:`M` (Picard sweeps per block, parallel version)
 =================  =========================================================
@@ -147,6 +148,7 @@ class LiJiao(Kernel):
     name = "li_jiao"
     state_size = 2
     draws_per_step = 1
+    rowwise_plan = True          # aux = elementwise functions of the row's uniforms (law mode shares them)
 
     def __init__(self, T_iter, K=10, c0=4.0, c1=8.0, *, final="nearest", lipschitz=None):
         T_iter = v.positive_int("T_iter", T_iter, minimum=2)
@@ -177,7 +179,8 @@ class LiJiao(Kernel):
         u = noise.uniform(self.n_intervals)
         abar = processes.li_jiao_random_nodes(self.a, u)
         tau = processes.li_jiao_random_nodes(self.b, u)       # = 1 - abar, to full relative precision
-        return {"u": u, "abar": abar, "tau": tau, "t": t_of_level(abar, tau)}
+        # the denominator of g per node, once per run (each node serves up to two blocks)
+        return {"u": u, "abar": abar, "tau": tau, "t": t_of_level(abar, tau), "g_scale": 2.0 * abar ** 1.5}
 
     def start_time(self, aux):
         return aux["t"][:, :1]                                  # level tau_{0,0}, one per row
@@ -187,7 +190,7 @@ class LiJiao(Kernel):
 
     def g(self, x, aux, j, score):
         """g(x, tau) = s(x, tau) / (2 (1 - tau)^{3/2}) at node j (level tau_{k,n}, j = kN/2 + n)."""
-        return score(x, aux["t"][:, j:j + 1]) / (2.0 * aux["abar"][:, j:j + 1] ** 1.5)
+        return score(x, aux["t"][:, j:j + 1]) / aux["g_scale"][:, j:j + 1]      # g_scale = 2 abar^{3/2}
 
     def inject(self, y, aux, k, j_from, noise):
         """(11a): exact forward OU step from node ``j_from`` up to tau_{k+1,0} (``end_time`` after block K-1)."""
