@@ -199,7 +199,9 @@ class GroupedGaussian(Target):
         ``t`` scalar or ``(n, 1)`` gives ``(n, G)`` arrays; with ``columns_first``, ``t`` of shape ``(n,)``
         gives ``(G, n)`` (the same numbers, transposed: law mode calls it once per internal draw in that
         orientation)."""
-        means, variances = (self.means[:, None], self.variances[:, None]) if columns_first else (self.means, self.variances)
+        means, variances = self.means, self.variances
+        if columns_first:
+            means, variances = means[:, None], variances[:, None]
         e = np.exp(-t)
         return e * means, e * e * variances - np.expm1(-2.0 * t)
 
