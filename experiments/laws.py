@@ -177,16 +177,21 @@ class _SharedTimeScore:
         return self.target.score_trusted(x, t)
 
 
+#: fewest internal draws for which sharing the score's marginal parameters pays for its fixed overhead
+#: (measured crossover: about 50 draws)
+_SHARED_TIME_MIN_DRAWS = 64
+
+
 def _law_score(target, n_draws=1, n_probes=1):
     """The score law mode calls: the unvalidated fast path only where the class guarantees that it is
     the same function as ``score`` (GroupedGaussian and its subclasses, see its ``__init_subclass__``);
     any other target, a duck-typed wrapper included, is called through its own ``score``. A plain
     GroupedGaussian score (no subclass override) also shares its marginal parameters across the probe
-    rows of a draw (:class:`_SharedTimeScore`)."""
+    rows of a draw (:class:`_SharedTimeScore`) when there are enough draws for that to pay."""
     if not isinstance(target, GroupedGaussian):
         return target.score
     cls = type(target)
-    if (cls.score_trusted is GroupedGaussian.score_trusted
+    if (n_draws >= _SHARED_TIME_MIN_DRAWS and cls.score_trusted is GroupedGaussian.score_trusted
             and cls._score_coefficients is GroupedGaussian._score_coefficients):
         return _SharedTimeScore(target, n_draws, n_probes)
     return target.score_trusted

@@ -140,6 +140,24 @@ def test_fast_law_matches_reference(name, n_draws):
     assert law.mean.shape == law.var.shape == (n_draws, TARGET.n_columns)
 
 
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_fast_law_with_shared_score_times_matches_reference(name, monkeypatch):
+    # the shared-time score is used from _SHARED_TIME_MIN_DRAWS draws on: lower the bar to test it cheaply
+    monkeypatch.setattr(laws, "_SHARED_TIME_MIN_DRAWS", 1)
+    kernel = small_kernel(name)
+    law = laws.gaussian_law(kernel, TARGET, n_draws=3, rng=np.random.default_rng(5))
+    assert agrees(law, reference_law(kernel, TARGET, 3, 5))
+
+
+@pytest.mark.parametrize("name", ["li_jiao", "ddram", "gupta_cai_chen", "plmc"])
+def test_fast_law_matches_reference_with_many_draws(name):
+    kernel = small_kernel(name)
+    n_draws = laws._SHARED_TIME_MIN_DRAWS
+    assert isinstance(laws._law_score(TARGET, n_draws, 4), laws._SharedTimeScore)
+    law = laws.gaussian_law(kernel, TARGET, n_draws=n_draws, rng=np.random.default_rng(8))
+    assert agrees(law, reference_law(kernel, TARGET, n_draws, 8))
+
+
 @pytest.mark.parametrize("name", ["li_jiao", "ddram", "ulmc", "pulmc"])
 def test_prior_start_and_a_subclassed_target_match_reference(name):
     kernel = small_kernel(name)
@@ -147,7 +165,7 @@ def test_prior_start_and_a_subclassed_target_match_reference(name):
     assert agrees(law, reference_law(kernel, TARGET, 3, 3, start="prior"))
     # a GroupedGaussian subclass with its own score_trusted goes through that, not the shared-time path
     perturbed = PerturbedGaussian(TARGET, 0.3, alpha=[1.0, -0.5], beta=[0.2, 0.7])
-    assert not isinstance(laws._law_score(perturbed, 3, 4), laws._SharedTimeScore)
+    assert not isinstance(laws._law_score(perturbed, 10**4, 4), laws._SharedTimeScore)
     law = laws.gaussian_law(kernel, perturbed, n_draws=3, rng=np.random.default_rng(3))
     assert agrees(law, reference_law(kernel, perturbed, 3, 3))
 
@@ -250,8 +268,7 @@ def test_shared_time_score_equals_score_trusted(rng):
     M, P, G = 5, 3, TARGET.n_columns
     x = np.asfortranarray(rng.normal(size=(P * M, G)))
     t = np.tile(rng.uniform(0.01, 3.0, M), P)[:, None]
-    fast = laws._law_score(TARGET, M, P)
-    assert isinstance(fast, laws._SharedTimeScore)
+    fast = laws._SharedTimeScore(TARGET, M, P)
     np.testing.assert_allclose(fast(x, t), TARGET.score_trusted(x, t), rtol=1e-15, atol=0)
     # times that differ between the probes of a draw take the row-by-row path
     t2 = t.copy()
