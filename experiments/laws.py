@@ -158,7 +158,8 @@ class _SharedTimeScore:
     All probe rows of one draw share the draw's internal randomness, hence its score times; when the
     times passed are of that form (checked on every call) the per-column coefficients of
     :meth:`GroupedGaussian._score_coefficients` are computed on the ``n_draws`` distinct times only and
-    broadcast over the probes. The values are the very ones ``score_trusted`` computes row by row.
+    broadcast over the probes: the same formula on the same times as ``score_trusted`` row by row
+    (equal to it in tests/test_laws_fast.py), ``n_probes`` times fewer exponentials.
     """
 
     def __init__(self, target, n_draws, n_probes):
