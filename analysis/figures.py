@@ -1,16 +1,17 @@
 """Figures from the tidy result tables (matplotlib, Agg canvas; no pyplot global state).
 
-Panel helpers take ``(ax, df, ...)`` with ``df`` already restricted to one curve family (one
-sampler, variant, target and metric) and return ``ax``; :func:`make_all` reads ``errors.csv`` and
-``nstar.csv`` from a results directory and writes one PNG per family:
+One style for the whole suite: every sampler keeps one colour in every figure (:func:`sampler_color`, from
+its position in the registry), one resolution (:data:`DPI`), PNG by default and vector formats (SVG, PDF)
+on request. :func:`make_all` writes the figures the README and paper_notes show:
 
-* ``nstar__<family>.png``: N* against d at each eps (left) and against 1/eps at each d (right),
-  log-log, with the claimed slopes as dashed guides anchored at the first point of each line;
-* ``error_vs_nfe__<family>.png``: error against score evaluations per run, one colour per d (one
-  line per parameter set when a ``params`` column distinguishes several, as the theory variant does), with
-  error bars of +-2 Monte Carlo standard errors and the eps levels as dotted lines;
-* ``tv_quenched_vs_annealed__<family>.png``: the ratio quenched / annealed TV against NFE, one
-  line per d, paired at equal (d, cost, seed); the ratio is >= 1 by convexity.
+* ``headline__<target>__tv_annealed.png``: N* against d for the seed samplers (left) and each
+  measured d-exponent with its interval, the claim and the verdict (right);
+* ``decisive__<target>.png``: Li & Jiao against Gupta, Cai & Chen: N* ratio against d with jackknife
+  95% intervals, and the exponent differences;
+
+and, with ``diagnostics=True``, per-family diagnostics into ``<figures>/diagnostics/`` (not committed):
+``nstar__<family>``, ``error_vs_nfe__<family>`` (error bars: 2 standard errors) and
+``tv_quenched_vs_annealed__<family>``.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
-from analysis.fits import GROUP_COLUMNS, clean, fit_joint
-from analysis.verdicts import claimed_exponents
+from analysis.exponents import KEYS as GROUP_COLUMNS
 
 METRIC_LABELS = {
     "tv_annealed": "annealed TV",
@@ -38,7 +38,10 @@ METRIC_LABELS = {
     "w2": "W2 (data units)",
 }
 _CMAP = "viridis"
-_DPI = 130
+#: resolution of every raster figure
+DPI = 130
+#: output formats: PNG by default; add "svg" or "pdf" for vector output
+FORMATS = ("png",)
 
 
 def _colors(n: int):
@@ -84,7 +87,7 @@ def _fmt_exp(x: float) -> str:
 
 def _nstar_panel(ax, nstar, *, x: str, line: str, slope: float | None, fit=None, fit_key=None):
     """N* against ``x`` (``"d"`` or ``"eps"``, plotted as 1/eps), one line per value of ``line``."""
-    kept, dropped = clean(nstar)
+    kept, dropped = nstar[nstar["status"] == "ok"], nstar[nstar["status"] != "ok"]
     values = np.sort(kept[line].unique())
     if line == "eps":
         values = values[::-1]  # legend from easy to hard
@@ -118,9 +121,9 @@ def _nstar_panel(ax, nstar, *, x: str, line: str, slope: float | None, fit=None,
     if fit is not None and fit_key is not None and np.isfinite(fit.get(fit_key, np.nan)):
         lo, hi = fit.get(f"{fit_key}_lo", np.nan), fit.get(f"{fit_key}_hi", np.nan)
         ci = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else " (no interval)"
-        notes.append(f"joint fit {fit_key} = {fit[fit_key]:.2f}{ci}")
+        notes.append(f"fit {fit_key} = {fit[fit_key]:.2f}{ci} ({fit.get('interval', '')})")
     if len(dropped):
-        notes.append(f"{len(dropped)} (d, ε) cells without N* not shown")
+        notes.append(f"{len(dropped)} (d, ε) cells without an ok N* not shown")
     # outside the axes, with the fit in its title: neither hides a line nor collides with the other
     _legend(ax, handles, title="\n".join(notes) or None, outside=True)
     return ax
@@ -220,89 +223,118 @@ def _slug(key: Mapping, columns) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text)
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
-    return path
+def sampler_color(name: str):
+    """The colour of a sampler in every figure: its position among the registered samplers in tab20."""
+    from experiments.samplers import REGISTRY
+
+    names = sorted(REGISTRY)
+    cmap = colormaps["tab20"]
+    i = names.index(name) if name in names else len(names) + sum(map(ord, name))
+    return cmap(i % 20)
 
 
-def make_all(
-    results_dir,
-    figures_dir,
-    *,
-    claims: Mapping | None = None,
-    kl_error: str = "kl",
-    metrics: Sequence[str] | None = ("tv_annealed", "tv_quenched", "sqrt_kl", "w2"),
-) -> list[Path]:
-    """Write every figure the tables in ``results_dir`` support into ``figures_dir``; return the paths.
+def _save(fig: Figure, path: Path, formats=FORMATS) -> list[Path]:
+    """Write ``fig`` atomically in each format (a reader never sees half a figure)."""
+    from io import BytesIO
 
-    ``claims`` is ``{sampler: Claim}``; default: the registry (samplers without a claim get no guide).
-    ``metrics``: the metrics that get figures (None: all). Reads ``nstar.csv`` and ``errors.csv`` when
-    present; never runs a sampler.
-    """
+    from experiments.cache import atomic_write_bytes
+
+    out = []
+    for fmt in formats:
+        target = path.with_suffix(f".{fmt}")
+        buf = BytesIO()
+        fig.savefig(buf, dpi=DPI, format=fmt)
+        atomic_write_bytes(target, buf.getvalue())
+        out.append(target)
+    return out
+
+
+def _claimed(claims, sampler, metric):
+    claim = claims.get(sampler)
+    if claim is None or not ((claim.metric == "tv" and metric.startswith("tv")) or
+                             (claim.metric == "kl" and metric == "sqrt_kl") or (claim.metric == "w2" and metric == "w2")):
+        return np.nan, np.nan
+    return float(claim.d_exp), float(claim.eps_exp)
+
+
+def make_all(results_dir, figures_dir, *, claims: Mapping | None = None, diagnostics: bool = False,
+             formats: Sequence[str] = FORMATS, progress=None) -> list[Path]:
+    """Write the figures the tables in ``results_dir`` support into ``figures_dir``; return the paths.
+
+    ``diagnostics``: also the per-family figures, into ``figures_dir / "diagnostics"``. ``progress``: a
+    callable receiving one line per figure written. Reads the result tables; never runs a sampler."""
     results_dir, figures_dir = Path(results_dir), Path(figures_dir)
     if claims is None:
         from analysis.verdicts import registry_claims
 
         claims = registry_claims()
-    written: list[Path] = []
     nstar_path, errors_path = results_dir / "nstar.csv", results_dir / "errors.csv"
-    if not nstar_path.exists() and not errors_path.exists():
-        raise ValueError(f"results_dir must contain nstar.csv or errors.csv; found neither in {results_dir}")
+    if not nstar_path.exists() or not errors_path.exists():
+        raise ValueError(f"results_dir must contain nstar.csv and errors.csv; missing in {results_dir}")
+    say = progress or (lambda line: None)
+    nstar = pd.read_csv(nstar_path)
+    verdicts_path = results_dir / "verdicts.csv"
+    verdicts = pd.read_csv(verdicts_path) if verdicts_path.exists() else None
+    written: list[Path] = []
+    for path in headline(nstar, figures_dir, claims=claims, verdicts=verdicts, formats=formats):
+        written += path
+        say(f"figure {path[0].name}")
+    ratios_path, dec_path = results_dir / "ratios.csv", results_dir / "decisive.csv"
+    if ratios_path.exists() and dec_path.exists() and ratios_path.stat().st_size > 1 and dec_path.stat().st_size > 1:
+        for path in decisive_figure(pd.read_csv(ratios_path), pd.read_csv(dec_path), figures_dir, formats=formats):
+            written += path
+            say(f"figure {path[0].name}")
+    if diagnostics:
+        written += _diagnostics(results_dir, nstar, figures_dir / "diagnostics", claims, formats, say)
+    return written
 
-    def _keep(df):
-        return df if metrics is None or "metric" not in df.columns else df[df["metric"].isin(metrics)]
 
-    if nstar_path.exists():
-        nstar = _keep(pd.read_csv(nstar_path))
-        verdicts_path = results_dir / "verdicts.csv"
-        verdicts_table = pd.read_csv(verdicts_path) if verdicts_path.exists() else None
-        written += headline(nstar, figures_dir, claims=claims, verdicts=verdicts_table)
-        keys = [c for c in GROUP_COLUMNS if c in nstar.columns]
-        fits = fit_joint(nstar, by=keys)
-        for key_values, part in nstar.groupby(keys, sort=True):
-            key = dict(zip(keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
-            a_c, b_c = claimed_exponents(claims.get(key.get("sampler")), str(key.get("metric")), kl_error=kl_error)
-            sel = np.ones(len(fits), dtype=bool)
+def _diagnostics(results_dir, nstar, out, claims, formats, say) -> list[Path]:
+    written = []
+    ex_path = results_dir / "exponents.csv"
+    exps = pd.read_csv(ex_path) if ex_path.exists() else None
+    keys = [c for c in GROUP_COLUMNS if c in nstar.columns]
+    for key_values, part in nstar.groupby(keys, sort=True):
+        key = dict(zip(keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
+        a_c, b_c = _claimed(claims, key["sampler"], key["metric"])
+        fit = None
+        if exps is not None:
+            sel = np.ones(len(exps), dtype=bool)
             for c in keys:
-                sel &= (fits[c] == key[c]).to_numpy()
-            fit = fits[sel].iloc[0].to_dict() if sel.any() else None
-            fig = Figure(figsize=(12.5, 4.8), layout="constrained")
-            ax_d, ax_e = fig.subplots(1, 2)
-            plot_nstar_vs_d(ax_d, part, slope=a_c if np.isfinite(a_c) else None, fit=fit)
-            ax_d.set_title("N* against d at fixed ε", fontsize="medium")
-            plot_nstar_vs_inv_eps(ax_e, part, slope=b_c if np.isfinite(b_c) else None, fit=fit)
-            ax_e.set_title("N* against 1/ε at fixed d", fontsize="medium")
-            fig.suptitle(_family_title(key))
-            written.append(_save(fig, figures_dir / f"nstar__{_slug(key, keys)}.png"))
-
-    if errors_path.exists():
-        errors = _keep(pd.read_csv(errors_path))
-        keys = [c for c in GROUP_COLUMNS if c in errors.columns]
-        nstar_all = pd.read_csv(nstar_path) if nstar_path.exists() else None
-        for key_values, part in errors.groupby(keys, sort=True):
-            key = dict(zip(keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
-            levels = None
-            if nstar_all is not None and set(keys) <= set(nstar_all.columns):
-                sel = np.ones(len(nstar_all), dtype=bool)
-                for c in keys:
-                    sel &= (nstar_all[c] == key[c]).to_numpy()
-                levels = np.sort(nstar_all.loc[sel, "eps"].unique())
-            fig = Figure(figsize=(7.5, 4.8), layout="constrained")
-            ax = fig.subplots()
-            plot_error_vs_nfe(ax, part, eps_levels=levels)
-            ax.set_title(_family_title(key), fontsize="medium")
-            written.append(_save(fig, figures_dir / f"error_vs_nfe__{_slug(key, keys)}.png"))
-        pair_keys = [c for c in keys if c != "metric"]
-        for key_values, part in errors.groupby(pair_keys, sort=True):
-            if not {"tv_annealed", "tv_quenched"} <= set(part["metric"]):
-                continue
-            key = dict(zip(pair_keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
-            fig = Figure(figsize=(6.5, 5.2), layout="constrained")
-            ax = fig.subplots()
-            plot_quenched_vs_annealed(ax, part)
-            ax.set_title(_family_title(key) + "\nquenched vs annealed TV", fontsize="medium")
-            written.append(_save(fig, figures_dir / f"tv_quenched_vs_annealed__{_slug(key, pair_keys)}.png"))
+                sel &= (exps[c] == key[c]).to_numpy()
+            fit = exps[sel].iloc[0].to_dict() if sel.any() else None
+        fig = Figure(figsize=(12.5, 4.8), layout="constrained")
+        ax_d, ax_e = fig.subplots(1, 2)
+        plot_nstar_vs_d(ax_d, part, slope=a_c if np.isfinite(a_c) else None, fit=fit)
+        ax_d.set_title("N* against d at fixed ε", fontsize="medium")
+        plot_nstar_vs_inv_eps(ax_e, part, slope=b_c if np.isfinite(b_c) else None, fit=fit)
+        ax_e.set_title("N* against 1/ε at fixed d", fontsize="medium")
+        fig.suptitle(_family_title(key))
+        written += _save(fig, out / f"nstar__{_slug(key, keys)}", formats)
+        say(f"figure diagnostics/nstar__{_slug(key, keys)}")
+    errors = pd.read_csv(results_dir / "errors.csv")
+    keys = [c for c in GROUP_COLUMNS if c in errors.columns]
+    for key_values, part in errors.groupby(keys, sort=True):
+        key = dict(zip(keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
+        sel = np.ones(len(nstar), dtype=bool)
+        for c in keys:
+            sel &= (nstar[c] == key[c]).to_numpy()
+        levels = np.sort(nstar.loc[sel, "eps"].unique())
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        ax = fig.subplots()
+        plot_error_vs_nfe(ax, part, eps_levels=levels)
+        ax.set_title(_family_title(key), fontsize="medium")
+        written += _save(fig, out / f"error_vs_nfe__{_slug(key, keys)}", formats)
+    pair_keys = [c for c in keys if c != "metric"]
+    for key_values, part in errors.groupby(pair_keys, sort=True):
+        if not {"tv_annealed", "tv_quenched"} <= set(part["metric"]):
+            continue
+        key = dict(zip(pair_keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
+        fig = Figure(figsize=(6.5, 5.2), layout="constrained")
+        ax = fig.subplots()
+        plot_quenched_vs_annealed(ax, part)
+        ax.set_title(_family_title(key) + "\nquenched vs annealed TV", fontsize="medium")
+        written += _save(fig, out / f"tv_quenched_vs_annealed__{_slug(key, pair_keys)}", formats)
     return written
 
 
@@ -311,14 +343,14 @@ HEADLINE_SAMPLERS = ("li_jiao", "gupta_cai_chen", "ddram", "ddpm", "ddim", "dpm_
 
 
 def headline(nstar: pd.DataFrame, figures_dir, *, claims: Mapping, verdicts: pd.DataFrame | None = None,
-             metric: str = "tv_annealed", samplers: Sequence[str] = HEADLINE_SAMPLERS) -> list[Path]:
+             metric: str = "tv_annealed", samplers: Sequence[str] = HEADLINE_SAMPLERS, formats=FORMATS) -> list:
     """One figure per target. Left: N* against d for ``samplers`` (tuned variant, which runs on the whole
-    grid) at the eps with the most finite N*, each claimed d-slope dashed from the sampler's first point.
-    Right (when ``verdicts`` is given): the fitted d-exponent with its 95% interval beside the claimed one
-    (open diamond), for every variant, from the primary fit in the claim's own metric. Samplers absent from the results
-    are skipped; if none of ``samplers`` is present, every sampler is drawn."""
+    grid) at the eps with the most ok N*, each claimed d-slope dashed from the sampler's first point.
+    Right (when ``verdicts`` is given): each primary d-exponent with its interval (jackknife 95% for
+    randomized samplers, local-slope range for deterministic ones) beside the claimed one (open diamond)
+    and the verdict, in the claim's own metric."""
     figures_dir = Path(figures_dir)
-    part = nstar[(nstar["metric"] == metric) & (nstar["crossing"] == "interpolated")]
+    part = nstar[(nstar["metric"] == metric) & (nstar["status"] == "ok")]
     written = []
     for target, tpart in part.groupby("target", sort=True):
         names = [n for n in samplers if n in set(tpart["sampler"])] or sorted(tpart["sampler"].unique())
@@ -328,51 +360,49 @@ def headline(nstar: pd.DataFrame, figures_dir, *, claims: Mapping, verdicts: pd.
         counts = grid.groupby("eps").size()
         if counts.empty:
             continue
-        eps = float(counts[counts == counts.max()].index.min())    # most finite cells; then the smallest eps
+        eps = float(counts[counts == counts.max()].index.min())    # most ok cells; then the smallest eps
         sub = grid[grid["eps"] == eps]
         vpart = None
         if verdicts is not None and len(verdicts):
-            # each claim in its own metric (sqrt(KL) for KL claims, annealed TV for TV claims)
             vpart = verdicts[(verdicts["target"] == target) & (verdicts["metric_match"] == "same")
-                             & verdicts["primary"].astype(bool) & verdicts["sampler"].isin(names)]
+                             & (verdicts["estimator"] == "N* power law") & verdicts["sampler"].isin(names)]
         fig = Figure(figsize=(13.0 if vpart is not None else 9.5, 5.4), layout="constrained")
         if vpart is not None:
-            ax, ax_v = fig.subplots(1, 2, width_ratios=(1.35, 1.0))
+            ax, ax_v = fig.subplots(1, 2, width_ratios=(1.3, 1.0))
         else:
             ax, ax_v = fig.subplots(), None
-        cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
-        color = {name: cmap(i) for i, name in enumerate(names)}
         lo, hi = np.inf, 0.0
         for name in names:
             rows = sub[sub["sampler"] == name].sort_values("d")
             if len(rows) < 2:
                 continue
             variant = rows["variant"].iloc[0]
-            ax.plot(rows["d"], rows["nstar"], "o-", color=color[name], label=f"{name} ({variant})")
+            ax.plot(rows["d"], rows["nstar"], "o-", color=sampler_color(name), label=f"{name} ({variant})")
             lo, hi = min(lo, rows["nstar"].min()), max(hi, rows["nstar"].max())
-            a_c, _ = claimed_exponents(claims.get(name), metric)
+            a_c, _ = _claimed(claims, name, metric)
             if np.isfinite(a_c):
                 d0, n0 = rows["d"].iloc[0], rows["nstar"].iloc[0]
                 dd = np.array([rows["d"].min(), rows["d"].max()])
-                ax.plot(dd, n0 * (dd / d0) ** a_c, "--", color=color[name], lw=1, alpha=0.7)
+                ax.plot(dd, n0 * (dd / d0) ** a_c, "--", color=sampler_color(name), lw=1, alpha=0.7)
         ax.set_xscale("log")
         ax.set_yscale("log")
         if hi > 0:
-            ax.set_ylim(lo / 2, hi * 2)  # guides are clipped to the data range
+            ax.set_ylim(lo / 2, hi * 2)
         ax.set_xlabel("dimension d")
         ax.set_ylabel(f"N* (score evaluations to reach {metric.replace('_', ' ')} ≤ {_fmt_num(eps)})")
         ax.set_title(f"N* against d at ε = {_fmt_num(eps)} (dashed: each paper's claimed d-slope)", fontsize="medium")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize="small", loc="upper left")
         if ax_v is not None:
-            _exponent_panel(ax_v, vpart, names, color)
+            _exponent_panel(ax_v, vpart, names)
         fig.suptitle(f"target {target}: measured against claimed dimension dependence")
-        written.append(_save(fig, figures_dir / f"headline__{target}__{metric}.png"))
+        written.append(_save(fig, figures_dir / f"headline__{target}__{metric}", formats))
     return written
 
 
-def _exponent_panel(ax, vpart: pd.DataFrame, names: Sequence[str], color: Mapping) -> None:
-    """Fitted d-exponent [95% CI] (filled) and claimed exponent (open diamond), one row per sampler and variant."""
+def _exponent_panel(ax, vpart: pd.DataFrame, names: Sequence[str]) -> None:
+    """Measured d-exponent with its interval (filled) and claimed exponent (open diamond; the bar to its right
+    is the allowance for the claim's logs), one row per sampler and variant, labelled with the verdict."""
     labels = []
     for name in names:
         for variant in ("tuned", "theory"):
@@ -381,14 +411,67 @@ def _exponent_panel(ax, vpart: pd.DataFrame, names: Sequence[str], color: Mappin
                 continue
             r = r.iloc[0]
             y = len(labels)
+            color = sampler_color(name)
             if np.isfinite(r["a_lo"]) and np.isfinite(r["a_hi"]):
                 ax.errorbar([r["a"]], [y], xerr=[[r["a"] - r["a_lo"]], [r["a_hi"] - r["a"]]], fmt="o",
-                            color=color[name], capsize=3, ms=5)
+                            color=color, capsize=3, ms=5)
             if np.isfinite(r["a_claim"]):
-                ax.plot([r["a_claim"]], [y], "D", mfc="none", color=color[name], ms=7)
-            labels.append(f"{name} ({variant}, {r['metric'].replace('tv_', 'TV ')}): {r['verdict_d']}")
+                ax.plot([r["a_claim"]], [y], "D", mfc="none", color=color, ms=7)
+                allow = r.get("allowance_a", 0.0)
+                if np.isfinite(allow) and allow > 0:
+                    ax.plot([r["a_claim"], r["a_claim"] + min(allow, 1.0)], [y + 0.25, y + 0.25], "-", color=color,
+                            lw=2, alpha=0.4)
+            kind = "jk" if r["interval"] == "jackknife 95%" else "range"
+            labels.append(f"{name} ({variant}, {kind}): {r['verdict_d']}")
     ax.set_yticks(range(len(labels)), labels, fontsize="small")
     ax.invert_yaxis()
-    ax.set_xlabel("exponent a of d in N* (● fitted, 95% CI; ◇ claimed)")
-    ax.set_title("fitted against claimed d-exponent, with the verdict", fontsize="medium")
+    ax.set_xlabel("exponent a of d in N* (● measured with interval; ◇ claimed, shaded: + allowance for logs)")
+    ax.set_title("measured against claimed d-exponent, with the verdict", fontsize="medium")
     ax.grid(True, axis="x", alpha=0.3)
+
+
+def decisive_figure(ratios: pd.DataFrame, decisive: pd.DataFrame, figures_dir, *, formats=FORMATS) -> list:
+    """Per target: N*(A)/N*(B) against d at each eps with jackknife 95% intervals (left), and the d- and
+    eps-exponent differences with their intervals per variant (right)."""
+    written = []
+    for target, part in ratios.groupby("target", sort=True):
+        a, b = part["sampler_a"].iloc[0], part["sampler_b"].iloc[0]
+        fig = Figure(figsize=(12.0, 4.8), layout="constrained")
+        ax, ax_d = fig.subplots(1, 2, width_ratios=(1.4, 1.0))
+        variants = sorted(part["variant"].unique())
+        for vi, variant in enumerate(variants):
+            vpart = part[part["variant"] == variant]
+            eps_values = np.sort(vpart["eps"].unique())
+            for color, eps in zip(_colors(len(eps_values)), eps_values, strict=True):
+                rows = vpart[vpart["eps"] == eps].sort_values("d")
+                lo = (rows["ratio"] - rows["ratio_lo"]).clip(lower=0).fillna(0)
+                hi = (rows["ratio_hi"] - rows["ratio"]).clip(lower=0).fillna(0)
+                ax.errorbar(rows["d"] * (1.0 + 0.06 * vi), rows["ratio"], yerr=[lo, hi],
+                            fmt="o-" if variant == "tuned" else "s--", color=color, ms=4, capsize=2,
+                            label=f"ε = {_fmt_num(eps)} ({variant})")
+        ax.axhline(1.0, color="0.3", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("dimension d")
+        ax.set_ylabel(f"N*({a}) / N*({b})")
+        ax.set_title("N* ratio at equal ε (jackknife 95% intervals)", fontsize="medium")
+        ax.grid(True, which="major", alpha=0.3)
+        _legend(ax, outside=True)
+        dpart = decisive[decisive["target"] == target]
+        labels = []
+        for _, r in dpart.iterrows():
+            for name, key in (("Δa (d)", "delta_d"), ("Δb (1/ε)", "delta_eps")):
+                y = len(labels)
+                if np.isfinite(r[f"{key}_lo"]):
+                    ax_d.errorbar([r[key]], [y], xerr=[[r[key] - r[f"{key}_lo"]], [r[f"{key}_hi"] - r[key]]],
+                                  fmt="o", color="0.2", capsize=3)
+                labels.append(f"{name}, {r['variant']}")
+        ax_d.axvline(0.0, color="0.3", lw=1)
+        ax_d.set_yticks(range(len(labels)), labels, fontsize="small")
+        ax_d.invert_yaxis()
+        ax_d.set_xlabel(f"exponent of {a} minus exponent of {b} (95% jackknife)")
+        ax_d.set_title("exponent differences", fontsize="medium")
+        ax_d.grid(True, axis="x", alpha=0.3)
+        fig.suptitle(f"target {target}: {a} against {b}")
+        written.append(_save(fig, Path(figures_dir) / f"decisive__{target}", formats))
+    return written

@@ -14,8 +14,9 @@ check, so a stale table fails the test suite). Block names:
 ``claims``                   every registered sampler's claim (from the registry)
 ``headline:S1,S2,...``       each claim in its own metric, primary fit, for those samplers (the README's table)
 ``verdicts:S1,S2,...``       primary verdicts of the main study (results/verdicts.csv) for those samplers
-``fits:S1,S2,...``           power-law and log-term joint fits (results/fits.csv, fits_log.csv)
-``horizon:S1,S2,...``        theory presets refitted as N*/T, the cost per unit of horizon (fits_per_horizon.csv)
+``exponents:S1,S2,...``      primary exponent estimates with their intervals (results/exponents.csv)
+``decisive``                 Li & Jiao against Gupta, Cai & Chen: exponent differences and the answer (decisive.csv)
+``ratio``                    N*(li_jiao) / N*(gupta_cai_chen) with jackknife intervals (results/ratios.csv)
 ``comparison:A,B``           N*(A) / N*(B) at equal eps (results/comparisons.csv)
 ``study:NAME``               the generated summary of an extra study (results/NAME/tables.md)
 ``meta``                     code version, profile and seed of the committed main results
@@ -69,9 +70,12 @@ def render_claims() -> str:
     return tables.render_table(pd.DataFrame(rows), ["sampler", "metric", "d", "1/eps", "L", "logs", "paper", "theorem"])
 
 
+PRIMARY = "N* power law"
+
+
 def render_verdicts(results: Path, arg: str) -> str:
     v = _csv(results, "verdicts.csv")
-    v = v[v["primary"] & v["sampler"].isin(_samplers(arg))]
+    v = v[(v["estimator"] == PRIMARY) & v["sampler"].isin(_samplers(arg))]
     if v.empty:
         return "_no rows in the committed results for these samplers_"
     return tables.verdicts_table(v)
@@ -80,36 +84,42 @@ def render_verdicts(results: Path, arg: str) -> str:
 def render_headline(results: Path, arg: str) -> str:
     v = _csv(results, "verdicts.csv")
     names = _samplers(arg)
-    v = v[v["primary"] & (v["metric_match"] == "same") & v["sampler"].isin(names)]
+    v = v[(v["estimator"] == PRIMARY) & (v["metric_match"] == "same") & v["sampler"].isin(names)]
     if v.empty:
         return "_no rows in the committed results for these samplers_"
     v = v.assign(order=v["sampler"].map(names.index)).sort_values(["order", "variant"], ascending=[True, False])
+    v = v.assign(kind=v["interval"].map({"jackknife 95%": "jackknife 95%", "local-slope range": "local-slope range"}))
     frac = lambda x: tables.fmt_fraction(x)  # noqa: E731
     return tables.render_table(
-        v, ["sampler", "variant", "metric", "a_claim", "a [ci]", "verdict_d", "b_claim", "b [ci]", "verdict_eps"],
-        headers={"a_claim": "claimed a (d)", "a [ci]": "measured a [95% CI]", "verdict_d": "verdict (d)",
-                 "b_claim": "claimed b (1/ε)", "b [ci]": "measured b [95% CI]", "verdict_eps": "verdict (ε)"},
+        v, ["sampler", "variant", "metric", "a_claim", "allowance_a", "a [ci]", "verdict_d", "b_claim", "allowance_b",
+            "b [ci]", "verdict_eps", "kind"],
+        headers={"a_claim": "claimed a (d)", "allowance_a": "+ logs", "a [ci]": "measured a",
+                 "verdict_d": "verdict (d)", "b_claim": "claimed b (1/ε)", "allowance_b": "+ logs ",
+                 "b [ci]": "measured b", "verdict_eps": "verdict (ε)", "kind": "interval"},
         formats={"a_claim": frac, "b_claim": frac})
 
 
-def render_horizon(results: Path, arg: str) -> str:
-    path = results / "fits_per_horizon.csv"
-    if path.exists() and path.stat().st_size <= 1:       # written, but no preset with a horizon was run
-        return "_no theory preset with a horizon among these samplers_"
-    f = _csv(results, "fits_per_horizon.csv")
-    f = f[f["sampler"].isin(_samplers(arg)) & (f["metric"] == "tv_annealed")]
-    if f.empty:
-        return "_no theory preset with a horizon among these samplers_"
-    return tables.verdicts_table(f)
+def render_exponents(results: Path, arg: str) -> str:
+    f = _csv(results, "exponents.csv")
+    f = f[f["sampler"].isin(_samplers(arg))]
+    return tables.exponents_table(f) if len(f) else "_no rows_"
 
 
-def render_fits(results: Path, arg: str) -> str:
-    out = []
-    for fname, title in (("fits.csv", "power law"), ("fits_log.csv", "with a log log(d/eps) term")):
-        f = _csv(results, fname)
-        f = f[f["sampler"].isin(_samplers(arg))]
-        out.append(f"Joint fit, {title}:\n\n" + (tables.fits_table(f) if len(f) else "_no rows_"))
-    return "\n\n".join(out)
+def render_decisive(results: Path, arg: str = "") -> str:
+    path = results / "decisive.csv"
+    dec = pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
+    if dec.empty:
+        return "_no comparison of li_jiao and gupta_cai_chen in the committed results_"
+    lines = [f"* **{r['variant']}** variant on `{r['target']}`: {r['answer']}." for _, r in dec.iterrows()]
+    return tables.decisive_table(dec) + "\n" + "\n".join(lines)
+
+
+def render_ratio(results: Path, arg: str = "") -> str:
+    path = results / "ratios.csv"
+    r = pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
+    if r.empty:
+        return "_no N* ratios in the committed results_"
+    return tables.ratio_table(r)
 
 
 def render_comparison(results: Path, arg: str) -> str:
@@ -153,12 +163,14 @@ def _render(name: str, results: Path) -> str:
         return render_claims()
     if kind == "verdicts":
         return render_verdicts(results, arg)
-    if kind == "horizon":
-        return render_horizon(results, arg)
     if kind == "headline":
         return render_headline(results, arg)
-    if kind == "fits":
-        return render_fits(results, arg)
+    if kind == "exponents":
+        return render_exponents(results, arg)
+    if kind == "decisive":
+        return render_decisive(results, arg)
+    if kind == "ratio":
+        return render_ratio(results, arg)
     if kind == "comparison":
         return render_comparison(results, arg)
     if kind == "study":

@@ -1,116 +1,132 @@
-"""Turn a study's CSV tables into fits, verdicts, markdown tables and figures (never re-runs samplers).
+"""Turn a study's CSV tables into exponents, verdicts, comparisons, markdown tables and figures
+(never re-runs a sampler).
 
-Reads ``nstar.csv`` and ``errors.csv`` in a results folder and writes beside them:
+Reads from a results folder ``errors.csv`` and ``nstar.csv`` (and, for randomized samplers,
+``errors_replicates.csv`` and ``nstar_replicates.csv``: the same with each replicate group of internal
+draws left out) and writes beside them:
 
-``fits.csv``             joint fits log N* = c + a log d + b log(1/eps), HC3 95% intervals
-``fits_fixed_d.csv``     slope in log(1/eps) at each fixed d
-``fits_fixed_eps.csv``   slope in log d at each fixed eps
-``local_slopes.csv``     successive log-log slopes
-``fits_log.csv``         the same with a log log(d/eps) term standing for the claims' hidden log factors
-``verdicts.csv``         claimed against measured exponents, verdicts, metric match, b = r a check, for both
-                         fits (column ``fit``); ``primary`` marks the fit that matches the claim's form: with
-                         the log term when the claim hides log factors (O~, polylog), the power law otherwise
-``comparisons.csv``      N* ratios at equal eps for the pairs in :data:`COMPARISONS`
-``tables.md``            the markdown tables included by paper_notes.md
+=========================  ==================================================================================
+``exponents.csv``          primary estimator: power-law fit of N*; jackknife 95% intervals (randomized
+                           samplers) or the local-slope range of the d/eps^r structure fit (deterministic)
+``exponent_replicates.csv`` the primary fit with each replicate group left out (randomized samplers)
+``surface.csv``            second estimator: the error surface log e = c + alpha log d - beta log N
+``verdicts.csv``           each estimate against its claim: margin, allowance for the claim's logs, outcome
+                           (column ``estimator``: "N* power law" is primary, "error surface" the check)
+``agreement.csv``          whether the two estimators' intervals overlap
+``decisive.csv``           Li & Jiao against Gupta, Cai & Chen: exponent differences with jackknife intervals
+``comparisons.csv``        N* ratios at equal (d, eps) for the pairs in :data:`COMPARISONS`
+``tables.md``              the markdown tables included by paper_notes.md
+=========================  ==================================================================================
 """
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis import figures as figs
-from analysis import tables
-from analysis.fits import fit_fixed_d, fit_fixed_eps, fit_joint, local_slopes
+from analysis import compare, tables
+from analysis.exponents import fit_exponents
+from analysis.surface import agreement, fit_surface
 from analysis.verdicts import compare_at_equal_eps, verdicts
 from experiments.cache import atomic_write_text
 
 #: pairs compared at equal eps as d grows (numerator, denominator)
 COMPARISONS = (("li_jiao", "gupta_cai_chen"), ("li_jiao", "ddpm"), ("gupta_cai_chen", "ddpm"))
-
-BY = ["study", "sampler", "variant", "target", "metric"]
-
-
-POWER, WITH_LOG = "power law", "with log log(d/eps) term"
+#: the file names this module writes (a reader never sees a mix of two runs: see experiments.outputs)
+TABLES = ("exponents", "exponent_replicates", "surface", "verdicts", "agreement", "decisive", "comparisons", "ratios")
 
 
-def primary_verdicts(fits: pd.DataFrame, fits_log: pd.DataFrame) -> pd.DataFrame:
-    """Verdicts from both fits; ``primary`` is the log-term fit for claims that hide log factors."""
-    from analysis.verdicts import registry_claims
-
-    claims = registry_claims()
-    both = pd.concat([verdicts(fits).assign(fit=POWER), verdicts(fits_log).assign(fit=WITH_LOG)],
-                     ignore_index=True)
-    hides_logs = both["sampler"].map(lambda s: bool(claims.get(s) and claims[s].logs))
-    both["primary"] = (both["fit"] == WITH_LOG) == hides_logs
-    return both
+def _read(results: Path, name: str) -> pd.DataFrame | None:
+    p = Path(results) / f"{name}.csv"
+    return pd.read_csv(p) if p.exists() and p.stat().st_size > 1 else None
 
 
-def per_horizon(nstar: pd.DataFrame) -> pd.DataFrame:
-    """N*/T for the rows whose parameters set an OU horizon ``T`` (the theory presets, T = log(d/eps^2)/2).
-
-    A preset that grows its horizon with (d, eps) multiplies N* by a log factor whose form,
-    log(d/eps^2), the log-term fit's log log(d/eps) does not reproduce. Fitting log(N*/T) removes the
-    factor exactly where the step count is proportional to T (uniform grids in t) and over-corrects
-    where it grows more slowly (log-SNR grids): a second, independent reading of those fits."""
-    T = nstar["params"].map(lambda p: json.loads(p).get("T", np.nan) if isinstance(p, str) else np.nan)
-    keep = np.isfinite(T.to_numpy(float)) & (nstar["variant"] == "theory").to_numpy()
-    out = nstar[keep].copy()
-    out["nstar"] = out["nstar"] / T[keep]
-    return out
+def half_ladder_step(errors: pd.DataFrame) -> float:
+    """Half the median spacing of successive ladder costs, in log NFE (the ladder resolution of N*)."""
+    steps = []
+    for _, g in errors.groupby(["sampler", "variant", "params", "metric", "d"]):
+        x = np.log(np.sort(g["nfe"].unique()))
+        steps += list(np.diff(x))
+    return 0.5 * float(np.median(steps)) if steps else math.log(2) / 4
 
 
 def analyse(results: Path) -> dict[str, pd.DataFrame]:
-    nstar = pd.read_csv(Path(results) / "nstar.csv")
-    fits = fit_joint(nstar, by=BY)
-    fits_log = fit_joint(nstar, by=BY, log_term=True)
-    out = {
-        "fits": fits,
-        "fits_log": fits_log,
-        "fits_fixed_d": fit_fixed_d(nstar, by=BY),
-        "fits_fixed_eps": fit_fixed_eps(nstar, by=BY),
-        "local_slopes": local_slopes(nstar, by=BY),
-        "verdicts": primary_verdicts(fits, fits_log),
-    }
-    horizon = per_horizon(nstar)
-    out["fits_per_horizon"] = verdicts(fit_joint(horizon, by=BY)).assign(fit="N*/T, power law") if len(horizon) \
-        else pd.DataFrame()
+    results = Path(results)
+    errors = pd.read_csv(results / "errors.csv")
+    nstar = pd.read_csv(results / "nstar.csv")
+    err_reps, ns_reps = _read(results, "errors_replicates"), _read(results, "nstar_replicates")
+    exps, exp_reps = fit_exponents(nstar, ns_reps)
+    draws = nstar.groupby(["study", "sampler", "variant", "target", "metric"])["draws"].max().rename("draws_max")
+    exps = exps.merge(draws.reset_index(), how="left")
+    eps_range = (float(nstar["eps"].min()), float(nstar["eps"].max()))
+    surface = fit_surface(errors, err_reps, eps_range)
+    half = half_ladder_step(errors)
+    v = pd.concat([verdicts(exps, nstar, half_step=half), verdicts(surface, nstar, half_step=half)],
+                  ignore_index=True) if len(surface) else verdicts(exps, nstar, half_step=half)
+    out = {"exponents": exps, "exponent_replicates": exp_reps, "surface": surface, "verdicts": v,
+           "agreement": agreement(exps, surface) if len(surface) else pd.DataFrame()}
+    decisive = []
+    for a, b in compare.PAIRS:
+        if {a, b} <= set(exps["sampler"]):
+            decisive.append(compare.exponent_differences(exps, exp_reps, a, b))
+    dec = pd.concat(decisive, ignore_index=True) if decisive else pd.DataFrame()
+    if len(dec):
+        dec["answer"] = [compare.decide(r) for _, r in dec.iterrows()]
+    out["decisive"] = dec
     cmps = []
     present = set(nstar["sampler"])
     for a, b in COMPARISONS:
         if a in present and b in present:
             cmps.append(compare_at_equal_eps(nstar, a, b))
     out["comparisons"] = pd.concat(cmps, ignore_index=True) if cmps else pd.DataFrame()
+    ratios = []
+    for a, b in compare.PAIRS:
+        if a in present and b in present and ns_reps is not None:
+            ratios.append(compare.nstar_ratios(nstar, ns_reps, a, b))
+    out["ratios"] = pd.concat(ratios, ignore_index=True) if ratios else pd.DataFrame()
     return out
 
 
 def markdown(parts: dict[str, pd.DataFrame], meta: str = "") -> str:
     blocks = [f"<!-- generated by analysis.report from the result tables; do not edit by hand -->{meta}"]
     v = parts["verdicts"]
-    blocks += ["### Joint fits (power law)", tables.fits_table(parts["fits"])]
-    blocks += ["### Joint fits with a log log(d/eps) term", tables.fits_table(parts["fits_log"])]
-    blocks += ["### Verdicts against the claims (primary fit: with the log term, since the claims hide logs)",
-               tables.verdicts_table(v[v["primary"]])]
-    blocks += ["### Verdicts from the power-law fit (for reference)", tables.verdicts_table(v[~v["primary"]])]
-    if len(parts.get("fits_per_horizon", ())):
-        blocks += ["### Theory presets: N*/T, the cost per unit of OU horizon (power law; analysis.report.per_horizon)",
-                   tables.verdicts_table(parts["fits_per_horizon"])]
-    power = v[v["fit"] == POWER]
-    if power["structure_applies"].astype(bool).any():
-        blocks += ["### Structure check (b = r a on product targets, power-law fit)", tables.structure_table(power)]
+    primary = v[v["estimator"] == "N* power law"]
+    blocks += ["### Verdicts against the claims (primary estimator: N* power law)",
+               tables.RULE_NOTE, tables.verdicts_table(primary)]
+    blocks += ["### Exponents (primary estimator)", tables.exponents_table(parts["exponents"])]
+    if len(parts.get("decisive", ())):
+        blocks += ["### Li & Jiao against Gupta, Cai & Chen (paired jackknife over replicate groups)",
+                   tables.decisive_table(parts["decisive"])]
+        blocks += ["\n".join(f"* {t}: {s}." for t, s in zip(parts["decisive"]["variant"] + " variant, " +
+                                                             parts["decisive"]["target"],
+                                                             parts["decisive"]["answer"], strict=True))]
+    if len(parts.get("ratios", ())):
+        blocks += ["### N*(li_jiao) / N*(gupta_cai_chen) with jackknife 95% intervals", tables.ratio_table(parts["ratios"])]
+    surface = v[v["estimator"] == "error surface"]
+    if len(surface):
+        blocks += ["### Second estimator: the error surface (tuned variants)", tables.verdicts_table(surface)]
+    if len(parts.get("agreement", ())):
+        blocks += ["### Do the two estimators agree? (overlap of their intervals)", tables.agreement_table(parts["agreement"])]
+    structure = primary[primary["claim_on_structure"].notna()] if "claim_on_structure" in primary else primary.iloc[:0]
+    if len(structure):
+        blocks += ["### Structure: deterministic samplers on product targets (N* depends on d/ε^r only)",
+                   tables.structure_table(structure)]
     if len(parts["comparisons"]):
         for (a, b), grp in parts["comparisons"].groupby(["sampler_a", "sampler_b"], sort=True):
             blocks += [f"### N*({a}) / N*({b}) at equal eps", tables.comparison_table(grp)]
     return "\n\n".join(blocks) + "\n"
 
 
-def write_report(results, figures) -> list[Path]:
+def write_report(results, figures, *, diagnostics: bool = False, progress=None) -> list[Path]:
+    """Write the analysis tables and ``tables.md`` into ``results`` and the figures into ``figures``."""
+    from analysis import figures as figs
+
     results, figures = Path(results), Path(figures)
     parts = analyse(results)
     for name, df in parts.items():
         atomic_write_text(results / f"{name}.csv", df.to_csv(index=False))
     atomic_write_text(results / "tables.md", markdown(parts))
-    return figs.make_all(results, figures)
+    return figs.make_all(results, figures, diagnostics=diagnostics, progress=progress)

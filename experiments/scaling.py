@@ -19,15 +19,14 @@ import numpy as np
 from experiments import _validate as v
 from experiments.cache import atomic_write_text
 from experiments.cells import Scan, code_version, run_scan
-from experiments.complexity import cost_ladder, is_monotone, nstar
+from experiments.complexity import cost_ladder, nstar_table
 from experiments.executors import EXECUTORS, imap
 from experiments.samplers import REGISTRY
 from experiments.samplers import get as get_sampler
 from experiments.samplers._grid import DEFAULT_DELTA
 from experiments.studies import TARGETS, get_profile, get_target
 
-METRIC_CHOICES = {"annealed": ("tv_annealed", "tv_annealed_half"), "quenched": ("tv_quenched",),
-                  "both": ("tv_annealed", "tv_annealed_half", "tv_quenched")}
+METRIC_CHOICES = {"annealed": ("tv_annealed",), "quenched": ("tv_quenched",), "both": ("tv_annealed", "tv_quenched")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", help="comma-separated target families (default: the profile's)")
     p.add_argument("--dims", help="comma-separated dimensions d (default: the profile's)")
     p.add_argument("--eps", help="comma-separated accuracies in (0, 1) (default: the profile's)")
-    p.add_argument("--metric", choices=sorted(METRIC_CHOICES), default="both",
+    p.add_argument("--metric", choices=sorted(METRIC_CHOICES), default="annealed",
                    help="TV of the true output law (annealed), mean conditional TV (quenched), or both")
     p.add_argument("--variants", default="theory,tuned", help="theory preset, tuned defaults, or both")
     p.add_argument("--seed", type=int, default=0, help="root seed; every cell derives its own from its parameters")
@@ -140,7 +139,7 @@ def plan_scans(args) -> list[Scan]:
             get_sampler(name)
         known = {r.sampler: r for r in runs}
         from experiments.studies import SamplerRun
-        runs = tuple(known.get(n, SamplerRun(n, (4, 1024), n_draws=32)) for n in wanted)
+        runs = tuple(known.get(n, SamplerRun(n, (4, 1024))) for n in wanted)
     variants = _split(args.variants, str, "--variants")
     for var in variants:
         if var not in ("theory", "tuned"):
@@ -151,13 +150,15 @@ def plan_scans(args) -> list[Scan]:
         fam = get_target(tname)
         for run in runs:
             spec = get_sampler(run.sampler)
-            n_draws = run.n_draws if spec.randomized else 1
+            draws = profile.draws
+            n_draws = draws.first if spec.randomized else 1
             metrics = METRIC_CHOICES[args.metric] if spec.randomized else ("tv_annealed",)
             metrics = metrics + ("sqrt_kl",)
             costs = tuple(cost_ladder(*run.ladder, per_octave=profile.per_octave, multiple=run.multiple))
             common = dict(study="scaling", profile=profile.name, sampler=run.sampler, family=fam, costs=costs,
                           metrics=metrics, n_draws=n_draws, root_seed=args.seed,
-                          annealed_samples=profile.annealed_samples)
+                          annealed_samples=profile.annealed_samples,
+                          max_draws=draws.cap if spec.randomized else 0, precision=draws.precision)
             if "tuned" in variants:
                 params = tuple(sorted(run.tuned))
                 ok = feasible(spec, costs, params)
@@ -179,30 +180,6 @@ def plan_scans(args) -> list[Scan]:
         s = empty[0]
         raise ValueError(f"no cost of the ladder is feasible for sampler {s.sampler!r} with parameters {dict(s.params)}")
     return scans
-
-
-def nstar_table(errors, scans):
-    import pandas as pd
-
-    served = defaultdict(set)
-    for s in scans:
-        for d, e in s.pairs:
-            served[(s.sampler, s.variant, s.target, s.params)].add((d, e))
-    rows = []
-    for (sampler, variant, target, params_json, metric, d), grp in errors.groupby(
-            ["sampler", "variant", "target", "params", "metric", "d"], sort=True):
-        grp = grp.sort_values("nfe")
-        params = tuple(sorted(json.loads(params_json).items()))
-        eps_list = sorted(e for dd, e in served[(sampler, variant, target, params)] if dd == d)
-        mono = is_monotone(grp["error"], grp["error_se"])
-        for e in eps_list:
-            value, crossing = nstar(grp["nfe"].to_numpy(), grp["error"].to_numpy(), e)
-            rows.append({"study": "scaling", "sampler": sampler, "variant": variant, "target": target,
-                         "metric": metric, "d": int(d), "eps": e, "nstar": value, "crossing": crossing,
-                         "monotone": mono, "seed": int(grp["seed"].iloc[0]),
-                         "code_version": grp["code_version"].iloc[0], "profile": grp["profile"].iloc[0],
-                         "params": params_json})
-    return pd.DataFrame(rows)
 
 
 def run_study(study, argv) -> int:
@@ -273,12 +250,13 @@ def main(argv=None) -> int:
             p.unlink()
     from functools import partial
 
-    rows = []
+    rows, reps = [], []
     try:
         with tqdm(total=len(scans), desc="scans", unit="scan", disable=None) as bar:
             for _, result in imap(partial(run_scan, cache_dir=str(cache_dir)), scans,
                                   executor=executor, jobs=args.jobs, scheduler=args.scheduler):
-                rows.extend(result)
+                rows.extend(result["errors"])
+                reps.extend(result["replicates"])
                 bar.update()
     except KeyboardInterrupt:
         print("experiments.scaling: interrupted; finished cells are cached, rerun the same command to resume",
@@ -287,11 +265,17 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"experiments.scaling: error: {exc}", file=sys.stderr)
         return 2
-    errors = pd.DataFrame(rows).sort_values(["sampler", "variant", "target", "params", "metric", "d", "cost"])
-    table = nstar_table(errors, scans)
+    order = ["sampler", "variant", "target", "params", "metric", "d", "cost"]
+    errors = pd.DataFrame(rows).sort_values(order)
+    replicates = pd.DataFrame(reps)
+    if len(replicates):
+        replicates = replicates.sort_values(order + ["group"])
+    table, table_reps = nstar_table(errors, replicates, scans)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "errors.csv", errors.to_csv(index=False))
+    atomic_write_text(out / "errors_replicates.csv", replicates.to_csv(index=False))
     atomic_write_text(out / "nstar.csv", table.to_csv(index=False))
+    atomic_write_text(out / "nstar_replicates.csv", table_reps.to_csv(index=False))
     meta = {"code_version": code_version(), "profile": args.profile, "seed": args.seed, "start": "exact",
             "reference_mode": "exact marginal at the sampler's start level; error against the exact marginal "
                               "at its final level", "executor": executor, "argv": argv,

@@ -247,6 +247,11 @@ class ScoreErrorFamily:
     def fractions(self):
         return self.base.fractions
 
+    @property
+    def d_independent(self) -> bool:
+        """Whether the column law is the same at every d (not with the ``"total"`` convention)."""
+        return self.convention != "total" and getattr(self.base, "d_independent", False)
+
     def at(self, d: int) -> PerturbedGaussian:
         return PerturbedGaussian(self.base.at(d), self.eps_score, self.alpha if len(self.alpha) > 1 else self.alpha[0],
                                  self.beta if len(self.beta) > 1 else self.beta[0],

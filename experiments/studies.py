@@ -38,6 +38,9 @@ class GaussianFamily:
         k[np.argmax(frac)] += d - k.sum()  # the largest group takes the rounding remainder
         return GroupedGaussian(self.variances, self.means, k)
 
+    #: the column law of a sampler does not depend on d (only the multiplicities do)
+    d_independent = True
+
     def lipschitz(self, delta: float) -> float:
         """sup_{t >= delta} of the score's Lipschitz constant (same for every d)."""
         return self.at(len(self.fractions)).lipschitz_sup(delta)
@@ -78,9 +81,17 @@ class SamplerRun:
     sampler: str
     ladder: tuple[int, int]              # (smallest cost, largest cost) of the geometric ladder
     tuned: tuple = ()                    # (name, value) pairs of the tuned variant (the sampler's defaults if empty)
-    n_draws: int = 1                     # internal-randomness draws for randomized samplers
     theory: bool = True                  # also run the theory preset
     multiple: int = 1                    # ladder values rounded to multiples of this
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Internal draws of randomized samplers (experiments.cells): first block, cap, precision to reach."""
+
+    first: int = 64                      # draws per law at first (a multiple of the 16 replicate groups)
+    cap: int = 512                       # most draws per law
+    precision: float = 0.05              # relative precision (jackknife s.e.) a deciding cell must reach
 
 
 @dataclass(frozen=True)
@@ -90,23 +101,24 @@ class Profile:
     eps: tuple[float, ...]
     targets: tuple[str, ...]
     runs: tuple[SamplerRun, ...]
+    draws: Draws = Draws()
     per_octave: int = 2
-    annealed_samples: int = 20000
+    annealed_samples: int = 10000
     theory_dims: tuple[int, ...] | None = None     # sub-grid for theory presets (their parameters vary with d, eps)
     theory_eps: tuple[float, ...] | None = None
 
 
-def _runs(cap_first: int, cap_high: int, draws: int, theory: bool):
+def _runs(cap_first: int, cap_high: int, theory: bool):
     """The diffusion samplers of the seeds and the baselines, ladders capped at the given costs."""
     first = ("ddpm", "ddim", "euler_maruyama", "exponential_integrator", "pf_ode_euler", "ve_ei")
     high = ("dpm_solver_2", "dpm_solver_3", "dpm_solver_pp_2m", "edm_heun", "pf_ode_heun")
     runs = [SamplerRun(n, (8, cap_first), theory=theory) for n in first]
     runs += [SamplerRun(n, (4, cap_high), theory=theory) for n in high]
     runs += [
-        SamplerRun("li_jiao", (40, cap_high), n_draws=draws, theory=theory, multiple=10),
-        SamplerRun("gupta_cai_chen", (16, cap_first), n_draws=draws, theory=theory),
-        SamplerRun("gcc_predictor", (8, cap_high), n_draws=draws, theory=False),
-        SamplerRun("ddram", (8, cap_high), n_draws=draws, theory=theory),
+        SamplerRun("li_jiao", (40, cap_high), theory=theory, multiple=10),
+        SamplerRun("gupta_cai_chen", (16, cap_first), theory=theory),
+        SamplerRun("gcc_predictor", (8, cap_high), theory=False),
+        SamplerRun("ddram", (8, cap_high), theory=theory),
     ]
     return tuple(runs)
 
@@ -118,20 +130,20 @@ PROFILE_TABLE: dict[str, Profile] = {
             SamplerRun("ddpm", (8, 16384), theory=False),
             SamplerRun("ddim", (8, 16384), theory=False),
             SamplerRun("dpm_solver_2", (4, 2048), theory=False),
-            SamplerRun("li_jiao", (40, 2560), n_draws=16, multiple=10),
-            SamplerRun("gupta_cai_chen", (16, 16384), n_draws=16, theory=False),
+            SamplerRun("li_jiao", (40, 2560), multiple=10),
+            SamplerRun("gupta_cai_chen", (16, 16384), theory=False),
         ),
-        per_octave=2, annealed_samples=10000,
+        draws=Draws(first=32, cap=128, precision=0.15), per_octave=2, annealed_samples=4000,
     ),
     "default": Profile(
         "default", dims=(10, 100, 1000, 10000, 100000, 1000000), eps=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005),
-        targets=("gauss_aniso",), runs=_runs(2**15, 2**12, 32, True), per_octave=2,
-        theory_dims=(10, 1000, 100000), theory_eps=(0.2, 0.05, 0.01),
+        targets=("gauss_aniso",), runs=_runs(2**15, 2**12, True), draws=Draws(first=64, cap=512, precision=0.08),
+        per_octave=2, annealed_samples=10000, theory_dims=(10, 1000, 100000), theory_eps=(0.2, 0.05, 0.01),
     ),
     "full": Profile(
         "full", dims=tuple(int(10**k) for k in range(1, 10)), eps=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002),
-        targets=("gauss_aniso", "gauss_lowrank"), runs=_runs(2**19, 2**15, 128, True), per_octave=3,
-        annealed_samples=50000,
+        targets=("gauss_aniso", "gauss_lowrank"), runs=_runs(2**19, 2**15, True),
+        draws=Draws(first=128, cap=4096, precision=0.03), per_octave=3, annealed_samples=40000,
     ),
 }
 

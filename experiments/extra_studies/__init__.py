@@ -102,12 +102,27 @@ def run_cached(ctx: StudyContext, items: list[dict], cell: Callable[[dict], dict
     return [results[i] for i in range(len(items))]
 
 
-def run_scans(ctx: StudyContext, scans: list) -> pd.DataFrame:
+def run_scans(ctx: StudyContext, scans: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run law-mode scans (experiments.cells.Scan) through the context's executor with the on-disk law
-    cache; one tidy error row per (cost, d, metric) of every scan."""
+    cache. Returns ``(errors, replicates)``: one tidy error row per (cost, d, metric) of every scan, and for
+    randomized samplers one row per (cost, d, metric, replicate group) with that group left out."""
 
-    rows = []
+    rows, reps = [], []
     for _, result in imap(partial(run_scan, cache_dir=str(ctx.out / "cache")), scans,
                           executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
-        rows.extend(result)
-    return pd.DataFrame(rows)
+        rows.extend(result["errors"])
+        reps.extend(result["replicates"])
+    return pd.DataFrame(rows), pd.DataFrame(reps)
+
+
+def analyse_scans(errors: pd.DataFrame, replicates: pd.DataFrame, scans: list, *, claims=None):
+    """N* tables, primary exponents and verdicts of a study's scans (the main study's estimators and rule).
+
+    Returns ``(nstar, nstar_replicates, exponents, exponent_replicates, verdicts)``."""
+    from analysis.exponents import fit_exponents
+    from analysis.verdicts import verdicts
+    from experiments.complexity import nstar_table
+
+    nstar, nstar_reps = nstar_table(errors, replicates, scans)
+    exps, exp_reps = fit_exponents(nstar, nstar_reps)
+    return nstar, nstar_reps, exps, exp_reps, verdicts(exps, nstar, claims)

@@ -20,9 +20,11 @@ horizon at the hardest cell (d_max, eps_min), doubled until the exact TV of the 
 eps_min/10 at d_max (``mixing_floor.csv``), so that N* measures discretisation, not mixing.
 
 Metrics: annealed TV (the sampler's output law, what the claim bounds; Monte Carlo over sufficient
-statistics with a standard error) and quenched TV (upper proxy). Verdicts come from
-:func:`analysis.verdicts.verdicts` on HC3 intervals; the b = 2a structure check applies to ``ulmc`` only
-(deterministic step times on a product target), not to the randomized ``gcc_logconcave``.
+statistics, internal draws in replicate groups that adapt to the precision each deciding cell needs)
+and, for the randomized sampler, the mean conditional sqrt(KL) (an upper proxy). Exponents and verdicts
+use the main study's estimator and rule (:func:`experiments.extra_studies.analyse_scans`): jackknife 95%
+intervals over replicate groups for ``gcc_logconcave``; the one-slope fit in d/eps^2 with its
+local-slope range for the deterministic-time ``ulmc``.
 """
 
 from __future__ import annotations
@@ -32,26 +34,24 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import tables
-from analysis.figures import plot_nstar_vs_d
-from analysis.fits import fit_fixed_eps, fit_joint, local_slopes
-from analysis.verdicts import verdicts
+from analysis.figures import _save, plot_nstar_vs_d
+from analysis.fits import fit_fixed_eps, local_slopes
 from experiments.cache import atomic_write_text
 from experiments.cells import Scan
 from experiments.complexity import cost_ladder
-from experiments.extra_studies import Study, run_scans
+from experiments.extra_studies import Study, analyse_scans, run_scans
 from experiments.extra_studies.poisson import LC_FAMILY, floor_tv
 from experiments.samplers import get as get_sampler
-from experiments.scaling import nstar_table
 
 NAME = "logconcave"
 
 PROFILES = {
-    "quick": dict(dims=(10, 1000, 100000), eps=(0.2, 0.14, 0.1, 0.07, 0.05), n_draws=16, annealed_samples=4000,
-                  per_octave=2, theory_variant=False),
-    "default": dict(dims=(10, 100, 1000, 10000, 100000, 1000000), eps=(0.2, 0.1, 0.05, 0.02), n_draws=32,
-                    annealed_samples=20000, per_octave=2, theory_variant=True),
-    "full": dict(dims=tuple(int(10 ** k) for k in range(1, 9)), eps=(0.2, 0.1, 0.05, 0.02, 0.01), n_draws=64,
-                 annealed_samples=40000, per_octave=3, theory_variant=True),
+    "quick": dict(dims=(10, 1000, 100000), eps=(0.2, 0.14, 0.1, 0.07, 0.05), n_draws=32, max_draws=128,
+                  precision=0.15, annealed_samples=4000, per_octave=2, theory_variant=False),
+    "default": dict(dims=(10, 100, 1000, 10000, 100000, 1000000), eps=(0.2, 0.1, 0.05, 0.02), n_draws=64,
+                    max_draws=512, precision=0.08, annealed_samples=10000, per_octave=2, theory_variant=True),
+    "full": dict(dims=tuple(int(10 ** k) for k in range(1, 9)), eps=(0.2, 0.1, 0.05, 0.02, 0.01), n_draws=128,
+                 max_draws=4096, precision=0.03, annealed_samples=40000, per_octave=3, theory_variant=True),
 }
 LADDER_START = {"ulmc": 48, "gcc_logconcave": 16}
 MAX_COST = 2 ** 20
@@ -83,14 +83,15 @@ def plan(ctx, P):
         costs = tuple(cost_ladder(LADDER_START[sampler], MAX_COST, per_octave=P["per_octave"]))
         return Scan(study=NAME, profile=ctx.profile, sampler=sampler, variant=variant, family=fam,
                     params=tuple(sorted(params.items())), costs=costs, pairs=served, metrics=metrics,
-                    n_draws=n_draws, root_seed=ctx.seed, annealed_samples=P["annealed_samples"])
+                    n_draws=n_draws, root_seed=ctx.seed, annealed_samples=P["annealed_samples"],
+                    max_draws=P["max_draws"] if n_draws > 1 else 0, precision=P["precision"])
 
     tau, tau0, dbl, gamma, fl = horizon_for("ulmc", dims, eps, L)
     floors += [dict(sampler="ulmc", variant="theory", d=d, T_corr=np.nan, horizon_theory=tau0, doublings=dbl,
                     horizon=tau, floor_tv=fl[d], floor_over_eps_min=fl[d] / min(eps)) for d in dims]
     scans.append(scan("ulmc", "theory", dict(horizon=tau, gamma=gamma), pairs, ("tv_annealed",), 1))
 
-    rnd = ("tv_annealed", "tv_quenched")
+    rnd = ("tv_annealed", "sqrt_kl")
     tau, tau0, dbl, gamma, fl = horizon_for("gcc_logconcave", dims, eps, L, t_corr=FIXED_T_CORR)
     floors += [dict(sampler="gcc_logconcave", variant="fixed_Tcorr", d=d, T_corr=FIXED_T_CORR, horizon_theory=tau0,
                     doublings=dbl, horizon=tau, floor_tv=fl[d], floor_over_eps_min=fl[d] / min(eps)) for d in dims]
@@ -111,6 +112,7 @@ BY = ["study", "sampler", "variant", "target", "metric"]
 
 
 def figure(nst, fits, ver, path):
+    ver = ver[ver["metric"] == "tv_annealed"]
     fams = [k for k, _ in nst.groupby(["sampler", "variant"], sort=True)]
     fig = Figure(figsize=(max(4.6 * len(fams), 11.0) + 0.6, 8.2), layout="constrained")
     gs = fig.add_gridspec(2, len(fams))
@@ -130,11 +132,11 @@ def figure(nst, fits, ver, path):
     ax.axvline(5 / 12, color="tab:orange", ls="--", label="claimed a = 5/12 (gcc_logconcave)")
     ax.axvline(0.5, color="tab:green", ls="--", label="claimed a = 1/2 (ulmc)")
     ax.set_yticks(range(len(labels)), labels, fontsize="small")
-    ax.set_xlabel("fitted exponent a of d in N* (95% HC3 interval)")
+    ax.set_xlabel("fitted exponent a of d in N* (jackknife 95% interval; ulmc: local-slope range)")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle("Gupta-Cai-Chen log-concave sampler vs ULMC: N*(d, ε) for TV on a κ = 4 Gaussian product")
-    fig.savefig(path, dpi=110)
+    _save(fig, path.with_suffix(""))
 
 
 def run(ctx):
@@ -142,33 +144,32 @@ def run(ctx):
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {ctx.profile!r}")
     P = PROFILES[ctx.profile]
     scans, floors = plan(ctx, P)
-    errors = run_scans(ctx, scans)
-    errors["study"] = NAME
-    nst = nstar_table(errors, scans)
-    nst["study"] = NAME
-    fits = fit_joint(nst, by=BY)
-    ver = verdicts(fits)
-    fixed_eps = fit_fixed_eps(nst, by=BY)
-    slopes = local_slopes(nst, by=BY)
-    out = {"errors": errors, "nstar": nst, "fits": fits, "verdicts": ver, "fits_fixed_eps": fixed_eps,
+    errors, replicates = run_scans(ctx, scans)
+    nst, nst_reps, exps, exp_reps, ver = analyse_scans(errors, replicates, scans)
+    ok = nst[nst["status"] == "ok"]
+    fixed_eps = fit_fixed_eps(ok, by=BY)
+    slopes = local_slopes(ok, by=BY)
+    out = {"errors": errors, "errors_replicates": replicates, "nstar": nst, "nstar_replicates": nst_reps,
+           "exponents": exps, "exponent_replicates": exp_reps, "verdicts": ver, "fits_fixed_eps": fixed_eps,
            "local_slopes": slopes, "mixing_floor": floors}
+    fits = exps
     for name, df in out.items():
         atomic_write_text(ctx.out / f"{name}.csv", df.to_csv(index=False))
     md = ["<!-- generated by experiments.extra_studies.logconcave from the tables; do not edit by hand -->",
-          "## Log-concave study: gcc_logconcave (claimed d^{5/12}) against ulmc (claimed d^{1/2})",
+          "#### Log-concave study: gcc_logconcave (claimed d^{5/12}) against ulmc (claimed d^{1/2})",
           f"Target `{LC_FAMILY.name}`: {LC_FAMILY.description}. Randomized sampler: {P['n_draws']} internal draws "
-          "per law; corr_steps = steps.",
-          "### Joint fits", tables.fits_table(fits),
-          "### Verdicts", tables.verdicts_table(ver),
-          "### Structure check (b = 2a; deterministic-time ulmc only)", tables.structure_table(ver),
-          "### Slope in log d at fixed eps",
+          f"per law at first, up to {P['max_draws']} where a deciding cell needs them (precision "
+          f"{P['precision']:g}); corr_steps = steps.",
+          "Verdicts (primary estimator)", tables.RULE_NOTE, tables.verdicts_table(ver),
+          "Exponents", tables.exponents_table(exps),
+          "Slope in log d at fixed eps (least squares; the interval is the residual scatter, HC3)",
           tables.render_table(fixed_eps, ["sampler", "variant", "metric", "eps", "a [ci]", "n", "range"]),
-          "### Local slopes along d (annealed TV)",
+          "Local slopes along d (annealed TV)",
           tables.render_table(slopes[(slopes["direction"] == "d") & (slopes["metric"] == "tv_annealed")],
                               ["sampler", "variant", "fixed", "x_lo", "x_hi", "slope"],
                               headers={"fixed": "eps", "x_lo": "d from", "x_hi": "d to"},
                               formats={"x_lo": lambda x: f"{x:g}", "x_hi": lambda x: f"{x:g}"}),
-          "### Horizon and mixing floor (exact continuous-time TV at the horizon)",
+          "Horizon and mixing floor (exact continuous-time TV at the horizon)",
           tables.render_table(floors, ["sampler", "variant", "d", "T_corr", "horizon_theory", "doublings", "horizon",
                                        "floor_tv", "floor_over_eps_min"],
                               formats={"floor_tv": lambda x: f"{x:.2e}", "floor_over_eps_min": lambda x: f"{x:.2e}",

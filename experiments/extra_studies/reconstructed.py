@@ -3,12 +3,19 @@ r"""Study "reconstructed": the effect of each reconstructed detail's alternative
 Some details of the seed papers could not be read from their texts and were reconstructed (tagged [R]
 in the research specs, listed in paper_notes.md section 2). Where two readings are plausible the
 sampler has a switch. This study runs the main study's machinery (law mode on ``gauss_aniso``, N* by
-the ladder search, HC3 joint fits of log N* = c + a log d + b log(1/eps)) once per value of each
-switch, everything else at the sampler's tuned defaults, and reports the fitted exponents side by side
-with the difference to the code's choice and its 95% interval (independent fits:
-``diff -/+ t_{0.975, df} sqrt(se_1^2 + se_2^2)`` with the smaller residual df of the two, as in the
-``poisson`` study's contrasts). A difference whose interval
-excludes 0 means the reading changes the measured exponent on this window.
+the ladder search, the primary power-law fit of log N* = c + a log d + b log(1/eps)) once per value of
+each switch, everything else at the sampler's tuned defaults, and reports the fitted exponents side by
+side with the difference to the code's choice.
+
+**Common random numbers.** The readings of a randomized sampler are compared on the *same* internal
+draws: the draws' seed depends on the sampler, target and cost but not on the switch
+(:func:`experiments.internal.block_seed`), and the draw count is fixed (no adaptive refinement, which
+could give the two readings different draw counts at one cost). The difference of exponents is then
+recomputed with each replicate group left out of both readings, and the paired jackknife gives its 95%
+interval (:func:`analysis.compare.exponent_differences`): noise common to both readings cancels, so a
+difference whose interval excludes 0 is an effect of the reading, not of the seed. A deterministic
+sampler's difference is exact (no interval); it "changes" an exponent when it exceeds the verdict
+margin (1/24 for d, 1/12 for eps).
 
 Switches (the code's choice first):
 
@@ -18,7 +25,7 @@ Switches (the code's choice first):
 * ``ddpm`` ``variance``: ``small`` (posterior) / ``large`` (beta).
 
 Metric: annealed TV (the claims' metric; exact for ``ddpm``, Monte Carlo over internal draws for the
-randomized samplers, whose quenched TV is reported beside it).
+randomized samplers, whose mean conditional sqrt(KL), an upper proxy, is reported beside it).
 """
 
 from __future__ import annotations
@@ -26,16 +33,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
 from analysis import tables
-from analysis.fits import fit_joint
+from analysis.compare import exponent_differences
+from analysis.verdicts import MARGIN
 from experiments.cache import atomic_write_text
 from experiments.cells import Scan
 from experiments.complexity import cost_ladder
-from experiments.extra_studies import Study, run_scans
+from experiments.extra_studies import Study, analyse_scans, run_scans
 from experiments.samplers import get as get_sampler
-from experiments.scaling import feasible, nstar_table
+from experiments.scaling import feasible
 from experiments.studies import get_target
 
 NAME = "reconstructed"
@@ -51,11 +58,11 @@ SWITCHES = (
 )
 
 PROFILES = {
-    "quick": dict(dims=(10, 1000), eps=(0.2, 0.1), n_draws=8, annealed_samples=4000, per_octave=2,
+    "quick": dict(dims=(10, 1000), eps=(0.2, 0.1), n_draws=32, annealed_samples=4000, per_octave=2,
                   samplers=("ddpm", "ddram")),
-    "default": dict(dims=(10, 1000, 100000), eps=(0.2, 0.1, 0.05, 0.02), n_draws=32, annealed_samples=20000,
+    "default": dict(dims=(10, 1000, 100000), eps=(0.2, 0.1, 0.05, 0.02), n_draws=128, annealed_samples=10000,
                     per_octave=2, samplers=None),
-    "full": dict(dims=(10, 1000, 100000, 10**7), eps=(0.2, 0.1, 0.05, 0.02, 0.01), n_draws=64,
+    "full": dict(dims=(10, 1000, 100000, 10**7), eps=(0.2, 0.1, 0.05, 0.02, 0.01), n_draws=512,
                  annealed_samples=40000, per_octave=3, samplers=None),
 }
 BY = ["sampler", "variant", "target", "metric"]
@@ -70,10 +77,11 @@ def plan(ctx, P) -> list[Scan]:
             continue
         spec = get_sampler(sampler)
         costs = tuple(cost_ladder(start, stop, per_octave=P["per_octave"], multiple=multiple))
-        metrics = ("tv_annealed", "tv_quenched") if spec.randomized else ("tv_annealed",)
+        metrics = ("tv_annealed", "sqrt_kl") if spec.randomized else ("tv_annealed",)
         for value in values:
             params = tuple(sorted({**spec.defaults, switch: value}.items()))
             ok = feasible(spec, costs, params)
+            # a fixed draw count (max_draws = n_draws): both readings keep the same draws at every cost
             scans.append(Scan(study=NAME, profile=ctx.profile, sampler=sampler, variant=f"{switch}={value}",
                               family=family, params=params, costs=ok, pairs=pairs, metrics=metrics,
                               n_draws=P["n_draws"] if spec.randomized else 1, root_seed=ctx.seed,
@@ -81,32 +89,42 @@ def plan(ctx, P) -> list[Scan]:
     return scans
 
 
-def effects(fits: pd.DataFrame) -> pd.DataFrame:
-    """Per switch and metric: each alternative's exponents minus the code's choice's, with 95% intervals."""
+def effects(exps: pd.DataFrame, exp_reps: pd.DataFrame) -> pd.DataFrame:
+    """Per switch and metric: each alternative's exponents minus the code's choice's (paired jackknife 95%
+    interval for randomized samplers on common draws; exact for deterministic ones)."""
     rows = []
     for sampler, switch, values, _, _ in SWITCHES:
-        for metric, part in fits[fits["sampler"] == sampler].groupby("metric"):
-            base = part[part["variant"] == f"{switch}={values[0]}"]
-            if base.empty:
-                continue
-            base = base.iloc[0]
+        part = exps[exps["sampler"] == sampler]
+        for metric in sorted(part["metric"].unique()):
+            choice = f"{switch}={values[0]}"
             for value in values[1:]:
-                alt = part[part["variant"] == f"{switch}={value}"]
-                if alt.empty:
+                alt = f"{switch}={value}"
+                sub = part[(part["metric"] == metric) & part["variant"].isin([choice, alt])]
+                if set(sub["variant"]) != {choice, alt}:
                     continue
-                alt = alt.iloc[0]
                 row = {"sampler": sampler, "switch": switch, "choice": values[0], "alternative": value,
                        "metric": metric}
-                df = min(alt["df_resid"], base["df_resid"])
-                q = stats.t.ppf(0.975, df) if df > 0 else np.nan
-                for k in ("a", "b"):
-                    diff = alt[k] - base[k]
-                    half = q * float(np.hypot(alt[f"{k}_se"], base[f"{k}_se"]))
-                    row.update({f"{k}_choice": base[k], f"{k}_alt": alt[k], f"d{k}": diff,
-                                f"d{k}_lo": diff - half, f"d{k}_hi": diff + half})
-                moved = [k for k in ("a", "b") if not row[f"d{k}_lo"] <= 0.0 <= row[f"d{k}_hi"]]
-                row["changes"] = ("undetermined (no residual df)" if not np.isfinite(q)
-                                  else ", ".join(moved) if moved else "neither")
+                ra, rb = (sub[sub["variant"] == v].iloc[0] for v in (alt, choice))
+                if bool(ra["randomized"]):
+                    # exponent_differences pairs two "samplers": relabel the readings as such
+                    ex2 = sub.assign(sampler=sub["variant"], variant="paired", study=NAME)
+                    rp = exp_reps[(exp_reps["sampler"] == sampler) & (exp_reps["metric"] == metric)
+                                  & exp_reps["variant"].isin([choice, alt])]
+                    rp = rp.assign(sampler=rp["variant"], variant="paired", study=NAME)
+                    d = exponent_differences(ex2, rp, alt, choice, metric=metric).iloc[0]
+                    for k, name in (("a", "d"), ("b", "eps")):
+                        row.update({f"{k}_choice": rb[k], f"{k}_alt": ra[k], f"d{k}": d[f"delta_{name}"],
+                                    f"d{k}_lo": d[f"delta_{name}_lo"], f"d{k}_hi": d[f"delta_{name}_hi"]})
+                    moved = [k for k in ("a", "b") if not row[f"d{k}_lo"] <= 0.0 <= row[f"d{k}_hi"]]
+                    row["interval"] = "paired jackknife 95% (common draws)"
+                else:
+                    for k in ("a", "b"):
+                        diff = float(ra[k]) - float(rb[k])
+                        row.update({f"{k}_choice": rb[k], f"{k}_alt": ra[k], f"d{k}": diff, f"d{k}_lo": np.nan,
+                                    f"d{k}_hi": np.nan})
+                    moved = [k for k in ("a", "b") if abs(row[f"d{k}"]) > float(MARGIN[k])]
+                    row["interval"] = "exact (deterministic): compared with the verdict margin"
+                row["changes"] = ", ".join(moved) if moved else "neither"
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -122,12 +140,14 @@ def figure(fits: pd.DataFrame, path) -> None:
             first = any(r.variant == f"{sw}={vals[0]}" for s, sw, vals, _, _ in SWITCHES if s == r.sampler)
             ax.errorbar([est], [y], xerr=[[est - lo], [hi - est]], fmt="o" if first else "s", capsize=3,
                         color="tab:blue" if first else "tab:orange")
-        ax.set_title(f"{title} (annealed TV, 95% HC3)", fontsize="medium")
+        ax.set_title(f"{title} (annealed TV; jackknife 95% or local-slope range)", fontsize="medium")
         ax.grid(True, axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(labels)), labels, fontsize="small")
     axes[0].invert_yaxis()
     fig.suptitle("Reconstructed details: the code's choice (blue circles) against the alternative (orange squares)")
-    fig.savefig(path, dpi=110)
+    from analysis.figures import _save
+
+    _save(fig, path.with_suffix(""))
 
 
 def run(ctx):
@@ -135,25 +155,24 @@ def run(ctx):
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {ctx.profile!r}")
     P = PROFILES[ctx.profile]
     scans = plan(ctx, P)
-    errors = run_scans(ctx, scans)
-    errors["study"] = NAME
-    nst = nstar_table(errors, scans)
-    nst["study"] = NAME
-    fits = fit_joint(nst, by=BY)
-    eff = effects(fits)
-    out = {"errors": errors, "nstar": nst, "fits": fits, "effects": eff}
+    errors, replicates = run_scans(ctx, scans)
+    nst, nst_reps, exps, exp_reps, ver = analyse_scans(errors, replicates, scans)
+    eff = effects(exps, exp_reps)
+    out = {"errors": errors, "errors_replicates": replicates, "nstar": nst, "nstar_replicates": nst_reps,
+           "exponents": exps, "exponent_replicates": exp_reps, "effects": eff}
     for name, df in out.items():
         atomic_write_text(ctx.out / f"{name}.csv", df.to_csv(index=False))
     md = ["<!-- generated by experiments.extra_studies.reconstructed from the tables; do not edit by hand -->",
-          f"## Reconstructed details: fitted exponents per reading (target `{TARGET}`, profile {ctx.profile}, "
-          f"seed {ctx.seed}, {P['n_draws']} internal draws)",
-          "### Effect of each alternative: exponent minus the code's choice's (95% interval)",
-          tables.render_table(eff, ["sampler", "switch", "choice", "alternative", "metric", "da [ci]", "db [ci]",
-                                    "changes"],
-                              headers={"da [ci]": "Δa [95% CI]", "db [ci]": "Δb [95% CI]"}),
-          "### Joint fits", tables.fits_table(fits)]
+          f"#### Reconstructed details: fitted exponents per reading (target `{TARGET}`, profile {ctx.profile}, "
+          f"seed {ctx.seed}, {P['n_draws']} internal draws shared by the readings)",
+          "Effect of each alternative: exponent minus the code's choice's",
+          tables.render_table(eff, ["sampler", "switch", "choice", "alternative", "metric", "da", "da_lo", "da_hi",
+                                    "db", "db_lo", "db_hi", "changes", "interval"],
+                              headers={"da": "Δa", "da_lo": "lo", "da_hi": "hi", "db": "Δb", "db_lo": "lo ",
+                                       "db_hi": "hi ", "changes": "changes"}),
+          "Exponents per reading (primary estimator)", tables.exponents_table(exps)]
     atomic_write_text(ctx.out / "tables.md", "\n\n".join(md) + "\n")
-    figure(fits, ctx.figures / "reconstructed_exponents.png")
+    figure(exps, ctx.figures / "reconstructed_exponents.png")
     return out
 
 

@@ -23,6 +23,7 @@ from experiments.samplers._api import (  # noqa: F401
     Claim,
     CountingScore,
     Kernel,
+    LogFactor,
     NonFiniteStateError,
     SamplerSpec,
     get,

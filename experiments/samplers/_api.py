@@ -123,12 +123,40 @@ class CountingScore:
             self._round = None
 
 
+#: where a claim's hidden log factor sits: the cost N itself, d, d/eps, d/eps^2 or 1/eps
+LOG_ARGUMENTS = ("cost", "d", "d/eps", "d/eps^2", "1/eps")
+
+
+@dataclass(frozen=True)
+class LogFactor:
+    """A factor ``log^power(argument)`` hidden in a claim's O~ (``source``: [V] verified in the paper, [S] from a
+    secondary source, [R] our reading). Where it sits decides how much it bends a measured exponent over a
+    finite window (:mod:`analysis.verdicts` turns it into a one-sided allowance)."""
+
+    argument: str
+    power: Fraction
+    source: str = ""
+
+    def __post_init__(self):
+        if self.argument not in LOG_ARGUMENTS:
+            raise ValueError(f"argument must be one of {LOG_ARGUMENTS}, got {self.argument!r}")
+        power = self.power if isinstance(self.power, Fraction) else Fraction(self.power).limit_denominator(1000)
+        if power <= 0:
+            raise ValueError(f"power must be > 0, got {power}")
+        object.__setattr__(self, "power", power)
+
+    def describe(self) -> str:
+        return f"log^{self.power}({self.argument}) {self.source}".strip()
+
+
 @dataclass(frozen=True)
 class Claim:
     """A paper's complexity claim: cost ~ d^d_exp * (1/eps)^eps_exp * L^L_exp (up to logs).
 
     Exponents are kept as exact fractions; ``metric`` is the distance the theorem bounds
-    ("tv", "kl" meaning KL <= eps^2 unless ``notes`` says otherwise, "w2").
+    ("tv", "kl" meaning KL <= eps^2 unless ``notes`` says otherwise, "w2"). ``logs`` is the paper's
+    wording of its hidden logarithms; ``log_factors`` declares them as :class:`LogFactor` (argument, power,
+    source tag), which the verdict rule allows for.
     """
 
     paper: str
@@ -139,6 +167,7 @@ class Claim:
     L_exp: Fraction | None = None
     logs: str = ""
     notes: str = ""
+    log_factors: tuple[LogFactor, ...] = ()
 
     def __post_init__(self):
         if self.metric not in ("tv", "kl", "w2"):

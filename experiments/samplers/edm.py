@@ -46,7 +46,7 @@ import numpy as np
 
 from experiments import _validate as v
 from experiments import processes
-from experiments.samplers._api import Claim, SamplerSpec, register
+from experiments.samplers._api import Claim, LogFactor, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
 
@@ -101,7 +101,7 @@ register(SamplerSpec(
     claim=Claim(
         paper="Huang, Huang & Lin 2024 (arXiv 2404.09730)",
         theorem="p-th order Runge-Kutta on the PF-ODE, p = 2: TV <= eps after O(d^(3/2) eps^(-1/2)) steps",
-        metric="tv", d_exp=Fraction(3, 2), eps_exp=Fraction(1, 2), L_exp=None, logs="polylog",
+        metric="tv", d_exp=Fraction(3, 2), eps_exp=Fraction(1, 2), L_exp=None, logs="polylog", log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon T = log(d/eps^2)/2 that the initialisation error needs; the paper's log power was not recovered"),),
         notes="[S] anchors.md 2.1 row 13. EDM Heun read as a 2nd-order RK method (in the VE variable, on "
               "the rho grid) is [R]; no claim specific to EDM was retrieved.",
     ),

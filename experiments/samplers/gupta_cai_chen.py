@@ -87,7 +87,7 @@ from fractions import Fraction
 import numpy as np
 
 from experiments import _validate as v
-from experiments.samplers._api import Claim, Kernel, SamplerSpec, register
+from experiments.samplers._api import Claim, LogFactor, Kernel, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
 CORRECTORS = ("ei", "rm")
@@ -451,6 +451,7 @@ register(SamplerSpec(
         paper="Gupta, Cai & Chen, ICLR 2025 (arXiv 2406.00924)",
         theorem="Theorem A.10 [S]: TV <= eps with O~(L^{5/3} d^{5/12} / eps) score evaluations",
         metric="tv", d_exp=Fraction(5, 12), eps_exp=Fraction(1), L_exp=Fraction(5, 3), logs="polylog",
+        log_factors=(LogFactor("d/eps", 1, "[R] the horizon T = ln(d/eps) sets the number of predictor-corrector windows; the polylog power of Theorem A.10 was not recovered"),),
         notes="[S] rate from the abstract/reviews; hyper-parameters reconstructed (spec 3.6 [R])",
     ),
     theory=_theory_seq,
@@ -471,6 +472,7 @@ register(SamplerSpec(
         paper="Gupta, Cai & Chen, ICLR 2025 (arXiv 2406.00924)",
         theorem="parallel theorem [S]: O~(log^2(L d / eps)) parallel rounds",
         metric="tv", d_exp=Fraction(0), eps_exp=Fraction(0), L_exp=Fraction(1), logs="log^2(Ld/eps)",
+        log_factors=(LogFactor("d/eps", 2, "[S] abstract: O~(log^2 d) rounds"),),
         notes="exponents refer to parallel ROUNDS (predictor: steps*(1+sweeps)); the corrector here is the "
               "sequential ULMC (ACV24 parallel corrector not implemented), adding corr_steps rounds",
     ),
@@ -491,6 +493,7 @@ register(SamplerSpec(
         paper="Gupta, Cai & Chen, ICLR 2025 (arXiv 2406.00924)",
         theorem="log-concave result [S]: TV with O~(d^{5/12}) dimension dependence",
         metric="tv", d_exp=Fraction(5, 12), eps_exp=Fraction(1), L_exp=None, logs="polylog",
+        log_factors=(LogFactor("d/eps", 1, "[R] the Langevin horizon ln(d/eps); the power was not recovered"),),
         notes="[R] only the d exponent was recovered; eps exponent 1 by analogy with Theorem A.10, "
               "condition-number dependence unknown",
     ),

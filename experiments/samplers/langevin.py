@@ -57,7 +57,7 @@ from fractions import Fraction
 import numpy as np
 
 from experiments import _validate as v
-from experiments.samplers._api import Claim, Kernel, SamplerSpec, register
+from experiments.samplers._api import Claim, LogFactor, Kernel, SamplerSpec, register
 
 #: default Langevin-time horizon when neither ``h`` nor ``horizon`` is given
 DEFAULT_HORIZON = 10.0
@@ -367,6 +367,7 @@ register(SamplerSpec(
         paper="Vempala & Wibisono 2019 (arXiv 1903.08568)",
         theorem="Theorem 1 (LSI, L-smooth): KL <= delta after O~(kappa^2 d / delta) steps; delta = eps^2",
         metric="kl", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=Fraction(2), logs="log(1/eps)",
+        log_factors=(LogFactor("1/eps", 1, "[R] the horizon log(KL_0/eps^2) with KL_0 fixed"),),
         notes="[R] rate recalled from the literature (anchors.md has no LMC row); kappa = L/m with m = 1; "
               "KL <= eps^2 (TV ~ eps by Pinsker). Baseline for PLMC.",
     ),
@@ -386,6 +387,7 @@ register(SamplerSpec(
         paper="Zhang, Chewi, Li, Balasubramanian & Erdogdu 2023 (arXiv 2302.08049)",
         theorem="ULMC under LSI: TV <= eps after O~(kappa^{3/2} sqrt(d) / eps) steps",
         metric="tv", d_exp=Fraction(1, 2), eps_exp=Fraction(1), L_exp=Fraction(3, 2), logs="polylog",
+        log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon log(d/eps^2)/m of the Langevin dynamics; the paper's log power was not recovered"),),
         notes="[R] as quoted in algorithms_other.md 1.3 (the ULMC baseline of [PMM]); kappa = L/m, m = 1.",
     ),
     theory=_theory_ulmc,
@@ -403,6 +405,7 @@ register(SamplerSpec(
         paper="Shen & Lee 2019 (arXiv 1909.05503)",
         theorem="main theorem: W2 <= eps sqrt(d/m) after O~(kappa^{7/6} eps^{-1/3} + kappa eps^{-2/3}) steps",
         metric="w2", d_exp=Fraction(1, 3), eps_exp=Fraction(2, 3), L_exp=Fraction(1), logs="polylog",
+        log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon log(d/eps^2)/m of the Langevin dynamics; the paper's log power was not recovered"),),
         notes="[S] rate from the abstract. The paper's eps is RELATIVE (W2 <= eps sqrt(d/m)); in absolute terms "
               "(W2 <= eps / sqrt(m), m = 1) it reads kappa^{7/6} d^{1/6} eps^{-1/3} + kappa d^{1/3} eps^{-2/3}; "
               "the exponents here are the second term, dominant for small eps. 2 score calls per step.",

@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from experiments.samplers._api import Claim, SamplerSpec, register
+from experiments.samplers._api import Claim, LogFactor, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
 
@@ -79,7 +79,7 @@ def _rk_claim(p):
         theorem=f"p-th order Runge-Kutta on the PF-ODE, p = {p}: TV <= eps after "
                 f"O(d^(1+1/p) eps^(-1/p)) steps (discretisation term d (d h)^p)",
         metric="tv", d_exp=Fraction(1) + Fraction(1, p), eps_exp=Fraction(1, p), L_exp=None,
-        logs="polylog",
+        logs="polylog", log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon T = log(d/eps^2)/2 that the initialisation error needs; the paper's log power was not recovered"),),
         notes="[S] anchors.md 2.1 row 13 (bounded first and second derivatives of the score); "
               "reading Euler / Heun as their p = 1 / p = 2 instances is [R].",
     )

@@ -57,7 +57,7 @@ import numpy as np
 
 from experiments import _validate as v
 from experiments import processes
-from experiments.samplers._api import Claim, Kernel, SamplerSpec, register
+from experiments.samplers._api import Claim, LogFactor, Kernel, SamplerSpec, register
 from experiments.samplers.langevin import (
     DEFAULT_INIT_LEVEL,
     DEFAULT_LEVEL,
@@ -360,6 +360,7 @@ register(SamplerSpec(
         theorem="[PMM] Table 1 under LSI: 'quadratic improvement in eps' over LMC (KL <= eps^2 in O~(kappa^2 d/eps^2) "
                 "for LMC) -> eps^{-1}",
         metric="kl", d_exp=Fraction(1), eps_exp=Fraction(1), L_exp=Fraction(2), logs="polylog",
+        log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon log(d/eps^2)/m of the Langevin dynamics; the paper's log power was not recovered"),),
         notes="[S] only the quadratic speed-up in eps (Table 1 caption) is seen; the OLMC d- and kappa-exponents "
               "were not retrieved, so d^1 kappa^2 are LMC's (Vempala-Wibisono), an upper-bound reading [R]. "
               "Follow-up (Srinivasan & Nagaraj 2025, [S]): W2^2 <= eps^2 d/m in O~((kappa^{4/3} + kappa d^{1/3}) "
@@ -382,6 +383,7 @@ register(SamplerSpec(
         paper=_PMM,
         theorem="ULMC-PLMC under LSI: TV <= eps in O~(kappa^{17/12} d^{5/12} / eps^{1/2})",
         metric="tv", d_exp=Fraction(5, 12), eps_exp=Fraction(1, 2), L_exp=Fraction(17, 12), logs="polylog",
+        log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon log(d/eps^2)/m of the Langevin dynamics; the paper's log power was not recovered"),),
         notes="[S] quoted by arXiv 2506.07614 (third-party comparison table); kappa = L/m, m = 1. "
               "Baseline ULMC O~(kappa^{3/2} d^{1/2}/eps) [R]. theory preset is [R].",
     ),

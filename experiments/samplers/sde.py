@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from experiments.samplers._api import Claim, SamplerSpec, register
+from experiments.samplers._api import Claim, LogFactor, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
 
@@ -102,6 +102,7 @@ register(SamplerSpec(
         theorem="Theorem 2 (L-Lipschitz scores, finite second moment): TV <= eps after "
                 "O(L^2 d / eps^2) steps",
         metric="tv", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=Fraction(2), logs="polylog",
+        log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon T = log(d/eps^2)/2 that the initialisation error needs; the paper's log power was not recovered"),),
         notes="[S] anchors.md 2.1 row 1. The theorem is stated for the exponential integrator; applying "
               "it to Euler-Maruyama (which differs in the linear part by O(h^2) per step) is [R]. "
               "No paper claim specific to EM was retrieved.",
@@ -123,6 +124,7 @@ register(SamplerSpec(
         theorem="Corollary 1 (finite second moment, early stopping delta): KL <= eps^2 after "
                 "O(d log^2(d/delta) / eps^2) steps",
         metric="kl", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=None, logs="log^2(1/delta)",
+        log_factors=(LogFactor("d", 2, "[S] log^2(d/delta) at a fixed early-stopping level delta"),),
         notes="[S] anchors.md 2.1 row 3 (restated from the abstract / summaries); KL <= eps^2. "
               "Chen, Lee & Lu 2211.01916 give the same d/eps^2 (row 2).",
     ),

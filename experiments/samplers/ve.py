@@ -48,7 +48,7 @@ import numpy as np
 
 from experiments import _validate as v
 from experiments import processes
-from experiments.samplers._api import Claim, SamplerSpec, register
+from experiments.samplers._api import Claim, LogFactor, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
 SCHEDULES = ("exponential", "polynomial")
@@ -115,6 +115,7 @@ register(SamplerSpec(
                 "4 d l^2 / N for the exponential schedule (l = log(sigma_max / sigma_min)), so KL <= eps^2 "
                 "after O(d l^2 / eps^2) steps",
         metric="kl", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=None, logs="log^2(sigma_max/sigma_min)",
+        log_factors=(LogFactor("d/eps^2", 2, "[R] sigma_max^2 ~ d/eps^2 makes log(sigma_max/sigma_min) ~ log(d/eps^2)/2"),),
         notes="[R] (algorithms_other.md 2.4): the structure (linear in d, KL, second moment only) is "
               "reconstructed; the E_D formula is an illustration by the spec's author, not the paper's "
               "statement. KL <= eps^2 convention (Benton et al.-style analysis).",
