@@ -44,6 +44,7 @@ import hashlib
 import inspect
 import json
 import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -349,6 +350,7 @@ def run_scan(scan: Scan, cache_dir: str | None = None) -> dict:
 
     Returns ``{"errors": [...], "replicates": [...]}``: one error row per (cost, d, metric), and for
     randomized samplers one row per (cost, d, metric, group) with the value leaving that group out."""
+    started = time.process_time()
     cache = CellCache(cache_dir) if cache_dir is not None else None
     store = LawStore(scan, cache)
     served = _served_eps(scan)
@@ -388,7 +390,11 @@ def run_scan(scan: Scan, cache_dir: str | None = None) -> dict:
         for cost, draws in sorted(todo.items()):
             store.load(cost, draws)
             evals[cost] = evaluate(scan, store, cost, cache)
-    return _rows(scan, store, evals, costs[:n_done], served)
+    out = _rows(scan, store, evals, costs[:n_done], served)
+    out["stats"] = {"cpu_seconds": time.process_time() - started, "cache_hits": cache.hits if cache else 0,
+                    "cache_writes": cache.writes if cache else 0, "corrupt": len(cache.corrupt) if cache else 0,
+                    "laws": sum(1 for _ in store.payloads), "max_draws": max(map(store.n_draws, store.payloads))}
+    return out
 
 
 def _rows(scan, store, evals, done_costs, served) -> dict:

@@ -250,13 +250,14 @@ def main(argv=None) -> int:
             p.unlink()
     from functools import partial
 
-    rows, reps = [], []
+    rows, reps, stats = [], [], [None] * len(scans)
     try:
         with tqdm(total=len(scans), desc="scans", unit="scan", disable=None) as bar:
-            for _, result in imap(partial(run_scan, cache_dir=str(cache_dir)), scans,
+            for i, result in imap(partial(run_scan, cache_dir=str(cache_dir)), scans,
                                   executor=executor, jobs=args.jobs, scheduler=args.scheduler):
                 rows.extend(result["errors"])
                 reps.extend(result["replicates"])
+                stats[i] = result["stats"]
                 bar.update()
     except KeyboardInterrupt:
         print("experiments.scaling: interrupted; finished cells are cached, rerun the same command to resume",
@@ -279,7 +280,11 @@ def main(argv=None) -> int:
     meta = {"code_version": code_version(), "profile": args.profile, "seed": args.seed, "start": "exact",
             "reference_mode": "exact marginal at the sampler's start level; error against the exact marginal "
                               "at its final level", "executor": executor, "argv": argv,
-            "n_scans": len(scans),
+            "n_scans": len(scans), "cpu_seconds": round(sum(x["cpu_seconds"] for x in stats), 1),
+            "slowest_scans": sorted(({"scan": f"{s.sampler} {s.variant} {dict(s.params)}", "cpu_seconds":
+                                      round(x["cpu_seconds"], 1), "max_draws": x["max_draws"]}
+                                     for s, x in zip(scans, stats, strict=True)),
+                                    key=lambda r: -r["cpu_seconds"])[:10],
             "infeasible_costs_left_out": {f"{s.sampler} {s.variant} {dict(s.params)}": s.n_infeasible
                                           for s in scans if s.n_infeasible}}
     atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2))
