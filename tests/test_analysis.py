@@ -192,119 +192,21 @@ def test_no_usable_points_and_leverage_one():
 # ---------------------------------------------------------------- verdicts
 
 
-def test_verdict_on_hand_built_intervals():
-    assert verdicts.verdict(0.6, 0.8, 0.5) == "violated"
-    assert verdicts.verdict(0.4, 0.6, 0.5) == "tight"
-    assert verdicts.verdict(0.5, 0.6, 0.5) == "tight"  # boundary belongs to the interval
-    assert verdicts.verdict(0.2, 0.4, 0.5) == "loose"
-    assert verdicts.verdict(np.nan, 0.4, 0.5) == "undetermined"
-    assert verdicts.verdict(0.2, 0.4, Fraction(1, 3)) == "tight"
-    with pytest.raises(ValueError, match="lo"):
-        verdicts.verdict(0.6, 0.4, 0.5)
-
-
-CLAIMS = {
-    "s": Claim("paper S", "Thm 1", "tv", Fraction(1, 2), Fraction(1)),
-    "k": Claim("paper K", "Thm 2", "kl", Fraction(1, 2), Fraction(1), notes="KL <= eps^2"),
-}
-
-
-def test_true_claim_is_tight_and_wrong_data_are_flagged(rng):
-    """Negative controls: data with larger exponents -> violated, smaller -> loose, in every seed."""
-    for seed in range(5):
-        r = np.random.default_rng([seed, 7])
-        steep = fits.fit_joint(synthetic_nstar(r, a=0.7, b=1.4))
-        shallow = fits.fit_joint(synthetic_nstar(r, a=0.3, b=0.6))
-        v_steep = verdicts.verdicts(steep, CLAIMS, randomized={"s": False}).iloc[0]
-        v_shallow = verdicts.verdicts(shallow, CLAIMS, randomized={"s": False}).iloc[0]
-        assert (v_steep["verdict_d"], v_steep["verdict_eps"]) == ("violated", "violated")
-        assert (v_shallow["verdict_d"], v_shallow["verdict_eps"]) == ("loose", "loose")
-    # data generated from the claim itself: tight in (about) 95% of replicates
-    f = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0, groups=100), by=["sampler", "metric"])
-    f["sampler"] = "s"
-    v = verdicts.verdicts(f, CLAIMS, randomized={"s": False})
-    floor = 0.95 - 4 * np.sqrt(0.95 * 0.05 / 100)
-    assert (v["verdict_d"] == "tight").mean() >= floor and (v["verdict_eps"] == "tight").mean() >= floor
-    assert set(v["verdict_d"]) <= {"tight", "violated", "loose"}
-
-
-def test_metric_matching_and_kl_conversion(rng):
-    # KL claim KL <= eps^2 after d^(1/2) eps^-1 steps; the table's eps bounds KL itself:
-    # N*(KL <= e) = d^(1/2) e^(-1/2), so the claimed exponent of 1/e is 1/2
-    f = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=0.5, sampler="k", metric="kl"))
-    v = verdicts.verdicts(f, CLAIMS, randomized={"k": False}).iloc[0]
-    assert v["b_claim"] == 0.5 and v["a_claim"] == 0.5 and v["metric_match"] == "same"
-    assert v["verdict_eps"] == "tight" and v["verdict_d"] == "tight"
-    # the same table read as sqrt(KL) would make the claim loose in eps
-    v_sqrt = verdicts.verdicts(f, CLAIMS, randomized={"k": False}, kl_error="sqrt").iloc[0]
-    assert v_sqrt["b_claim"] == 1.0 and v_sqrt["verdict_eps"] == "loose"
-    # a KL claim tested through annealed TV (Pinsker), a TV claim through quenched TV
-    assert verdicts.match_metric("kl", "tv_annealed")[0] == "implied (Pinsker)"
-    assert verdicts.match_metric("tv", "tv_quenched")[0] == "upper proxy"
-    assert verdicts.match_metric("w2", "tv_annealed")[0] == "none"
-    tv_for_w2 = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0, sampler="w"))
-    w = verdicts.verdicts(tv_for_w2, {"w": Claim("p", "t", "w2", Fraction(1), Fraction(1))}, randomized={}).iloc[0]
-    assert w["verdict_d"] == "not comparable" and np.isnan(w["a_claim"])
-    none = verdicts.verdicts(tv_for_w2, {}, randomized={}).iloc[0]
-    assert none["verdict_d"] == "no claim"
-    with pytest.raises(ValueError, match="kl_error"):
-        verdicts.verdicts(f, CLAIMS, kl_error="nats")
-
-
-def test_structure_b_equals_2a_check(rng):
-    """Deterministic sampler on a product target: b = 2a holds for N* = f(d/eps^2), fails otherwise."""
-    on = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0, sigma=0.05))
-    off = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.5, sigma=0.05))
-    v_on = verdicts.verdicts(on, CLAIMS, randomized={"s": False}).iloc[0]
-    v_off = verdicts.verdicts(off, CLAIMS, randomized={"s": False}).iloc[0]
-    assert v_on["structure_applies"] and v_on["structure"] == "consistent"
-    assert v_on["b_minus_ra_lo"] <= 0 <= v_on["b_minus_ra_hi"] and v_on["structure_ratio"] == 2
-    assert v_off["structure"] == "inconsistent" and v_off["b_minus_ra_lo"] > 0
-    assert bool(v_on["claim_on_structure"])  # the claim d^(1/2) eps^-1 itself has b = 2a
-    # the contrast interval equals statsmodels' own HC3 t-test of b - 2a
-    df = synthetic_nstar(rng, a=0.5, b=1.0, sigma=0.05)
-    f = fits.fit_joint(df)
-    v = verdicts.verdicts(f, CLAIMS, randomized={"s": False}).iloc[0]
-    X = np.column_stack([np.ones(len(df)), np.log(df["d"]), np.log(1 / df["eps"])])
-    res = sm.OLS(np.log(df["nstar"].to_numpy()), X).fit(cov_type="HC3", use_t=True)
-    lo, hi = np.asarray(res.t_test([0, -2, 1]).conf_int(alpha=0.05))[0]
-    assert (v["b_minus_ra_lo"], v["b_minus_ra_hi"]) == pytest.approx((lo, hi), rel=1e-9)
-    # randomized samplers, unknown samplers and dense targets are not subject to the check
-    assert verdicts.verdicts(f, CLAIMS, randomized={"s": True}).iloc[0]["structure"] == "n/a"
-    assert verdicts.verdicts(f, CLAIMS, randomized={}).iloc[0]["structure"] == "n/a"
-    dense = verdicts.verdicts(f.assign(target="gmm_dense"), CLAIMS, randomized={"s": False}).iloc[0]
-    assert dense["structure"] == "n/a"
-    # KL itself is a sum over coordinates: N* = f(d/eps), so r = 1
-    kl = verdicts.verdicts(fits.fit_joint(synthetic_nstar(rng, a=0.5, b=0.5, sampler="k", metric="kl")),
-                           CLAIMS, randomized={"k": False}).iloc[0]
-    assert kl["structure_ratio"] == 1 and kl["structure"] == "consistent"
-
-
-def test_registry_claims_are_read():
-    """Default claims come from experiments.samplers (P7): one place for each paper's exponents."""
-    claims = verdicts.registry_claims()
-    assert isinstance(claims["ddim"], Claim)
-    f = fits.fit_joint(synthetic_nstar(np.random.default_rng(3), a=0.5, b=1.0, sampler="ddim"))
-    v = verdicts.verdicts(f).iloc[0]
-    assert v["a_claim"] == float(claims["ddim"].d_exp) and v["theorem"] == claims["ddim"].theorem
-    assert v["structure_applies"]  # DDIM has deterministic step times
-
-
 def test_compare_at_equal_eps():
     rows = []
     for d in (10.0, 100.0):
         for e in (0.1, 0.01):
             rows.append(dict(sampler="li_jiao", variant="theory", target="g", metric="tv_annealed", d=d, eps=e,
-                             nstar=2 * d ** (1 / 3) / e, crossing="interpolated"))
+                             nstar=2 * d ** (1 / 3) / e, status="ok"))
             rows.append(dict(sampler="gcc", variant="theory", target="g", metric="tv_annealed", d=d, eps=e,
                              nstar=d ** (5 / 12) / e if d < 100 else np.nan,
-                             crossing="interpolated" if d < 100 else "above_grid"))
+                             status="ok" if d < 100 else "above_grid"))
     cmp = verdicts.compare_at_equal_eps(pd.DataFrame(rows), "li_jiao", "gcc")
     assert len(cmp) == 4
     at10 = cmp[cmp["d"] == 10]
     assert np.allclose(at10["ratio"], 2 * 10 ** (1 / 3 - 5 / 12))
     at100 = cmp[cmp["d"] == 100]
-    assert at100["ratio"].isna().all() and (at100["crossing_b"] == "above_grid").all()
+    assert at100["ratio"].isna().all() and (at100["status_b"] == "above_grid").all()
     text = tables.comparison_table(cmp)
     assert "above grid" in text and "N* li_jiao / N* gcc" in text
     with pytest.raises(ValueError, match="sampler"):
@@ -314,45 +216,43 @@ def test_compare_at_equal_eps():
 # ---------------------------------------------------------------- figures
 
 
-def _synthetic_results(tmp_path, rng):
-    """errors.csv and nstar.csv as experiments/scaling.py writes them, for two samplers."""
+def _synthetic_results(tmp_path):
+    """errors.csv and nstar.csv as experiments/scaling.py writes them, for a deterministic sampler."""
     costs = np.unique(np.round(np.geomspace(4, 4000, 10)).astype(int))
     err_rows, n_rows = [], []
-    common = dict(study="t", variant="theory", target="gauss", seed=1, code_version="test", profile="quick")
-    for sampler, metrics in (("s", ("tv_annealed",)), ("r", ("tv_annealed", "tv_quenched"))):
-        for d in (10, 100, 1000):
-            for metric in metrics:
-                err = np.minimum(0.9, (1.3 if metric == "tv_quenched" else 1.0) * 0.5 * np.sqrt(d) / costs)
-                # as for the theory variant, a second parameter set (serving other eps) at the largest d
-                for params, scale in (('{"T": 8}', 1.0),) + ((('{"T": 12}', 0.7),) if d == 1000 else ()):
-                    for c, e in zip(costs, scale * err, strict=True):
-                        err_rows.append(dict(common, sampler=sampler, metric=metric, d=d, cost=c, nfe=float(c),
-                                             rounds=float(c), error=e, error_se=0.03 * e, n_draws=100,
-                                             start="exact", params=params))
-                for eps in (0.1, 0.03, 0.01):
-                    n = 0.5 * np.sqrt(d) / eps * (1.3 if metric == "tv_quenched" else 1.0)
-                    ok = costs[0] < n < costs[-1]
-                    n_rows.append(dict(common, sampler=sampler, metric=metric, d=d, eps=eps,
-                                       nstar=n if ok else np.nan,
-                                       crossing="interpolated" if ok else "above_grid", monotone=True))
+    common = dict(study="t", variant="tuned", target="gauss_aniso", seed=1, profile="quick", params="{}")
+    for d in (10, 100, 1000):
+        err = np.minimum(0.9, 0.5 * np.sqrt(d) / costs)
+        for c, e in zip(costs, err, strict=True):
+            err_rows.append(dict(common, sampler="ddpm", metric="tv_annealed", d=d, cost=c, nfe=float(c),
+                                 rounds=float(c), error=e, error_se=0.0, draws=1, gate="exact", start="exact"))
+        for eps in (0.1, 0.03, 0.01):
+            n = 0.5 * np.sqrt(d) / eps
+            ok = costs[0] < n < costs[-1]
+            n_rows.append(dict(common, sampler="ddpm", metric="tv_annealed", d=d, eps=eps, nstar=n if ok else np.nan,
+                               crossing="interpolated" if ok else "above_grid", status="ok" if ok else "above_grid",
+                               monotone=True, draws=1))
     pd.DataFrame(err_rows).to_csv(tmp_path / "errors.csv", index=False)
     pd.DataFrame(n_rows).to_csv(tmp_path / "nstar.csv", index=False)
 
 
-def test_make_all_writes_pngs(tmp_path, rng):
-    _synthetic_results(tmp_path, rng)
-    claims = {"s": CLAIMS["s"], "r": Claim("p", "t", "tv", Fraction(1, 3), Fraction(2, 3))}
-    paths = figures.make_all(tmp_path, tmp_path / "fig", claims=claims)
+def test_report_and_figures_from_tables(tmp_path):
+    from analysis import report
+
+    _synthetic_results(tmp_path)
+    paths = report.write_report(tmp_path, tmp_path / "fig", diagnostics=True)
     names = sorted(p.name for p in paths)
-    # one headline per target, 3 N* panels, 3 error-vs-NFE, 1 quenched-vs-annealed
-    assert len(names) == 1 + 3 + 3 + 1
-    assert any(n.startswith("headline__") for n in names)
-    assert any(n.startswith("tv_quenched_vs_annealed__") for n in names)
+    assert "headline__gauss_aniso__tv_annealed.png" in names
+    assert any(n.startswith("nstar__") for n in names) and any(n.startswith("error_vs_nfe__") for n in names)
+    assert all(p.parent.name == "diagnostics" for p in paths if not p.name.startswith("headline"))
     for p in paths:
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    ex = pd.read_csv(tmp_path / "exponents.csv").iloc[0]
+    assert ex["a"] == pytest.approx(0.5, abs=1e-9) and ex["interval"] == "local-slope range"
+    assert (tmp_path / "tables.md").read_text().count("| ddpm |") >= 2
     with pytest.raises(ValueError, match="results_dir"):
-        figures.make_all(tmp_path / "empty", tmp_path / "fig2", claims=claims)
+        figures.make_all(tmp_path / "empty", tmp_path / "fig2")
 
 
 # ---------------------------------------------------------------- tables
@@ -376,14 +276,3 @@ def test_render_table_format():
         tables.render_table(df, ["b [ci]"])
 
 
-def test_fit_and_verdict_tables_are_stable(rng):
-    f = fits.fit_joint(synthetic_nstar(rng, a=0.5, b=1.0))
-    v = verdicts.verdicts(f, CLAIMS, randomized={"s": False})
-    ft, vt, st = tables.fits_table(f), tables.verdicts_table(v), tables.structure_table(v)
-    assert ft == tables.fits_table(f)  # deterministic
-    for text in (ft, vt, st):
-        lines = text.strip().split("\n")
-        widths = {line.count(" | ") for line in lines if not line.startswith("|-")}
-        assert len(lines) == 3 and len(widths) == 1  # header, rule, one row, same number of cells
-    assert "| s | theory | gauss | tv_annealed | 1/2 |" in vt and "tight" in vt
-    assert "consistent" in st

@@ -2,8 +2,8 @@ r"""DDRaM: denoising-diffusion randomized midpoint for the reverse SDE.
 
 Source: Zhang, Huan, Huang, Boffi, Chen & Chewi, *Sublinear iterations can suffice even for DDPMs*
 (arXiv 2511.04844); reference code stephen-huan/edm_rmd ``generate.py`` (tag ``arxiv.v1``,
-``solver='midpoint'``, ``schedule='ou'``, ``scaling='ou'``, ``S_churn > 0``). Spec:
-/work/shared/research/algorithms_other.md section 4.7 [V].
+``solver='midpoint'``, ``schedule='ou'``, ``scaling='ou'``, ``S_churn > 0``); the update below was checked
+against that code [V].
 
 Reverse SDE in reverse time ``r`` (OU time ``t_i - r``): :math:`dy = [y + 2s(y, t)]\,dr + \sqrt2\,dW`.
 One step from ``t_i`` to ``t_{i+1} = t_i - h``, with one uniform ``u`` per row and step, and one Brownian

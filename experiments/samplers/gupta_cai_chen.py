@@ -1,8 +1,8 @@
 r"""Gupta, Cai & Chen (ICLR 2025): randomized-midpoint predictor + underdamped-Langevin corrector.
 
 Source: Shivam Gupta, Linda Cai, Sitan Chen, *Faster Diffusion Sampling with Randomized Midpoints:
-Sequential and Parallel*, ICLR 2025 (arXiv 2406.00924). Spec: /work/shared/research/algorithms_rm.md
-sections 3.3-3.8 (tags [V]/[S]/[R] as there).
+Sequential and Parallel*, ICLR 2025 (arXiv 2406.00924), Algorithms 1-3 and Theorem A.10. Tags: [V] read in
+the paper, [S] from a secondary source, [R] our reconstruction (listed in paper_notes.md section 2).
 
 **Predictor** (Algorithm 1, eqs. (7)-(8) [V]), reverse-time PF-ODE :math:`dy/dr = y + s(y, T-r)`, one step
 of length ``h`` from OU time ``t`` (so to ``t - h``), :math:`\alpha\sim U[0,1]` per row and step:

@@ -2,7 +2,8 @@ r"""Li & Jiao (ICLR 2025): randomized-midpoint PF-ODE blocks with noise injectio
 
 Source: Gen Li, Yuchen Jiao, *Improved Convergence Rate for Diffusion Probabilistic Models*, ICLR 2025
 (arXiv 2410.13738 v1), Sec. 3.1, eqs. (11a)/(11b); the later version's eqs. (8)-(11) are the same
-sampler. Spec: /work/shared/research/algorithms_rm.md sections 2.3, 2.4 (sequential), 2.7 (parallel).
+sampler; the parallel version is the later version's Appendix E.1. Details that had to be reconstructed
+are tagged [R] below and listed in paper_notes.md section 2.
 
 Schedule (Sec. 2.3 of the spec). With :math:`c = c_1\ln T/T < 1`, the deterministic grid
 :math:`\hat\alpha_{T+1} = T^{-c_0}`, :math:`\hat\alpha_{t-1} = \hat\alpha_t + c\,\hat\alpha_t(1-\hat\alpha_t)`
