@@ -31,7 +31,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer's pid in the name: a cache opened by another process removes only a dead writer's leftovers
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -49,6 +50,22 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process that is writing temporary file ``tmp`` (its pid is in the name) still runs."""
+    parts = tmp.name.split(".")
+    try:
+        pid = int(parts[-3])
+    except (IndexError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
@@ -64,7 +81,8 @@ class CellCache:
         self.writes = 0
         if self.root.is_dir():
             for stray in self.root.glob(".*.tmp"):   # left by a writer that was killed mid-write
-                _remove(stray)
+                if not _writer_alive(stray):
+                    _remove(stray)
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
