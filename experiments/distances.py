@@ -398,7 +398,8 @@ def _bc_interval(logbc):
 
 
 def _bc_short_circuit(logbc, tol):
-    """Rows whose Bhattacharyya interval is narrower than ``tol``: (mask, value = midpoint, error bound = half width)."""
+    """Rows whose Bhattacharyya interval is narrower than ``tol``:
+    (mask, value = midpoint, error bound = half width)."""
     lower, upper, width = _bc_interval(logbc)
     half = 0.5 * width * (1.0 + _BC_SLACK) + 2.3e-16          # + rounding of the midpoint itself
     return width <= tol, np.minimum(lower + 0.5 * width, 1.0), half

@@ -8,14 +8,20 @@ that each check fails for the behaviour it guards against.
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 import time
 
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from experiments import distances as D
+from experiments import laws, studies
+from experiments.samplers import REGISTRY
 
 mpmath.mp.dps = 50
 
@@ -132,7 +138,7 @@ EXTREME = [1e-300, 1e-100, 1e-25, 1e-20, 1e-17, 1e-8, 1e8, 1e17, 1e40, 1e190, 1e
 
 def bc_bounds(a, s2, b, r2, k):
     """[1 - BC, sqrt(1 - BC^2)] at 50 digits (BC summed over groups)."""
-    logbc = sum(mp_log_bc(*z) for z in zip(a, s2, b, r2, k))
+    logbc = sum(mp_log_bc(*z) for z in zip(a, s2, b, r2, k, strict=True))
     bc = mpmath.exp(logbc)
     return 1 - bc, mpmath.sqrt(1 - bc * bc)
 
@@ -193,13 +199,15 @@ def test_exact_tv_extreme_means():
             assert got == math.inf if ref > 1.79e308 else abs(got / float(ref) - 1) < 4e-15
 
 
-@pytest.mark.parametrize("ratio,k", [(1e-20, 1), (1e-25, 1), (1e-17, 2), (1e-20, 5), (1e-300, 1), (1e25, 1), (1e-20, 10**9)])
+@pytest.mark.parametrize("ratio,k", [(1e-20, 1), (1e-25, 1), (1e-17, 2), (1e-20, 5), (1e-300, 1), (1e25, 1),
+                                     (1e-20, 10**9)])
 def test_monte_carlo_tv_of_extreme_laws(ratio, k):
     rng = np.random.default_rng(1)
     est = D.tv_product_gaussian_mc([0.0], [ratio], [0.0], [1.0], [k], n_samples=20_000, rng=rng)
     lo, hi = bc_bounds([0.0], [ratio], [0.0], [1.0], [k])
     assert np.isfinite(est.value) and np.isfinite(est.stderr)
-    assert float(lo) - 5 * est.stderr - est.error_bound - 1e-16 <= est.value <= float(hi) + 5 * est.stderr + est.error_bound
+    slack = 5 * est.stderr + est.error_bound
+    assert float(lo) - slack - 1e-16 <= est.value <= float(hi) + slack
     exact = D.tv_product_gaussian([0.0], [ratio], [0.0], [1.0], [k])
     assert abs(est.value - exact.value) <= 5 * est.stderr + est.error_bound + exact.error_bound + 1e-15
 
@@ -331,3 +339,162 @@ def test_bad_tol_rejected_everywhere(tol):
             call()
     with pytest.raises(ValueError, match=r"\bepsabs\b"):
         D.annealed_tv_isotropic_quadrature(law, epsabs=tol)
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. sampler constructors: fuzz over make() of every registered sampler
+# --------------------------------------------------------------------------------------------------
+
+FUZZ_TARGET = studies.get_target("gauss_aniso").at(1000)
+#: a law-mode run is attempted only for kernels of at most this many steps (the fuzz is about the
+#: constructor; a kernel with 10**6 steps is valid but would take minutes per example)
+FUZZ_RUN_STEPS = 2000
+
+COST_POOL = [math.nan, math.inf, -1, 0, 1, 2, 3, 12, 16, 40, 2.5, 10**7 + 1, 10**12, 2**63, 1e300, True, "x", None]
+VALUE_POOL = [math.nan, math.inf, -math.inf, -1, -1.0, 0, 0.0, 1e-300, 1e-12, 1e-3, 0.3, 1, 2, 2.5, 4, 10, 20, 50, 51,
+              100, 1e3, 1e4, 1e4 + 1, 10**7 + 1, 1e12, 1e300, 2**63, True, "x", "nope", None]
+
+
+def _params(spec):
+    sig = inspect.signature(spec.make)
+    names = list(sig.parameters)
+    return names[0], {n: sig.parameters[n].default for n in names[1:]}
+
+
+def _names_a_parameter(msg, names):
+    return any(re.search(rf"\b{re.escape(n)}\b", msg) for n in names)
+
+
+@st.composite
+def sampler_calls(draw):
+    name = draw(st.sampled_from(sorted(REGISTRY)))
+    spec = REGISTRY[name]
+    knob, params = _params(spec)
+    # half the costs valid and small, half from the pool of bad ones
+    cost = draw(st.one_of(st.sampled_from([12, 16, 40]), st.sampled_from(COST_POOL)))
+    kw = {}
+    for p, default in params.items():
+        if draw(st.integers(0, 2)) == 0:                  # each parameter: fuzzed one time in three,
+            kw[p] = draw(st.one_of(                       # with a nasty value or a random moderate one
+                st.sampled_from(VALUE_POOL),
+                st.floats(1e-3, 60.0),
+                st.integers(1, 64),
+                st.just(default) if default is not inspect.Parameter.empty else st.nothing()))
+    return name, cost, kw
+
+
+def _check_call(name, cost, kw):
+    """ValueError naming a parameter, or a kernel whose law (small cost) is finite. Returns the outcome."""
+    spec = REGISTRY[name]
+    knob, params = _params(spec)
+    try:
+        kernel = spec.make(cost, **kw)
+    except ValueError as exc:
+        assert _names_a_parameter(str(exc), [knob, *params]), f"{name}({cost!r}, {kw}): {exc}"
+        return "ValueError"
+    if kernel.n_steps > FUZZ_RUN_STEPS:
+        return "constructed"
+    law = laws.gaussian_law(kernel, FUZZ_TARGET, n_draws=2 if spec.randomized else 1, rng=np.random.default_rng(0))
+    assert np.all(np.isfinite(law.mean)) and np.all(np.isfinite(law.var)) and np.all(law.var > 0), (name, cost, kw)
+    assert not math.isnan(D.quenched_kl(law).value), (name, cost, kw)
+    return "ran"
+
+
+@settings(derandomize=True, max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(sampler_calls())
+def test_fuzz_make_of_every_registered_sampler(call):
+    # never another exception type (FloatingPointError, NonFiniteStateError, MemoryError, OverflowError,
+    # IndexError, TypeError, ZeroDivisionError were all reachable before the bounds), never NaN
+    _check_call(*call)
+
+
+def test_fuzz_reaches_all_outcomes_and_every_sampler():
+    # the fuzz is informative: a fixed random sample of calls (same pools) reaches both outcomes
+    # (measured on the hypothesis fuzz itself: 270 ValueError, 130 law-mode runs, all 26 samplers)
+    rng = np.random.default_rng(0)
+    seen, outcomes = set(), {}
+    for _ in range(300):
+        name = sorted(REGISTRY)[rng.integers(len(REGISTRY))]
+        knob, params = _params(REGISTRY[name])
+        cost = COST_POOL[rng.integers(len(COST_POOL))] if rng.random() < 0.5 else 16
+        kw = {p: VALUE_POOL[rng.integers(len(VALUE_POOL))] for p in params if rng.random() < 0.3}
+        out = _check_call(name, cost, kw)
+        outcomes[out] = outcomes.get(out, 0) + 1
+        seen.add(name)
+    assert outcomes.get("ValueError", 0) > 50 and outcomes.get("ran", 0) > 20
+    assert len(seen) > len(REGISTRY) // 2
+
+
+def test_fuzz_check_rejects_the_former_failure_modes():
+    # negative controls of _check_call: an unnamed ValueError and a NaN law both fail it
+    class Spec:
+        randomized = False
+
+        @staticmethod
+        def make(steps, *, T=8.0):
+            raise ValueError("something is wrong")
+    REGISTRY["_fuzz_control"] = Spec
+    try:
+        with pytest.raises(AssertionError):
+            _check_call("_fuzz_control", 16, {})
+    finally:
+        del REGISTRY["_fuzz_control"]
+    # the kind of call that used to overflow deep in a run is now a named ValueError
+    for name, cost, kw in [("ddim", 16, {"T": 1e300}), ("ulmc", 16, {"gamma": 1e-300}), ("lmc", 10**12, {}),
+                           ("gupta_cai_chen_parallel", 16, {"sweeps": 10**12}), ("edm_heun", 16, {"rho": 1e-12}),
+                           ("pmm_ddpm", 100, {"beta_min": 1e-300}), ("shen_lee", 16, {"u": 1e12})]:
+        assert _check_call(name, cost, kw) == "ValueError"
+
+
+@pytest.mark.parametrize("K", [10, None])
+def test_li_jiao_validates_lipschitz_whenever_passed(K):
+    for name in ("li_jiao", "li_jiao_parallel"):
+        for bad in (-1.0, 0.0, math.nan, math.inf, 1e5, "x"):
+            with pytest.raises(ValueError, match=r"\blipschitz\b"):
+                REGISTRY[name].make(100, K=K, lipschitz=bad)
+        REGISTRY[name].make(100, K=K, lipschitz=2.0)            # and a valid one is accepted
+
+
+# --------------------------------------------------------------------------------------------------
+# 7. every registered sampler's defaults converge
+# --------------------------------------------------------------------------------------------------
+
+#: two costs per cost knob (ordered below by documented NFE); an unknown knob gets (32, 512)
+DEFAULT_COSTS = {"steps": (32, 512), "T_iter": (100, 1000), "K": (100, 2)}
+#: per-coordinate KL(target || output) at the larger cost must be below this; measured worst 1.3e-3 (lmc,
+#: Langevin horizon 10 at h = 0.02), next 9.4e-4 (gupta_cai_chen); the level is ~4x the worst
+DEFAULT_KL_LEVEL = 5e-3
+DEFAULT_D = 1000
+
+
+def _kl_per_coordinate(spec, cost, params):
+    kernel = spec.make(cost, **params)
+    law = laws.gaussian_law(kernel, studies.get_target("gauss_aniso").at(DEFAULT_D),
+                            n_draws=16 if spec.randomized else 1, rng=np.random.default_rng(0))
+    est = D.quenched_kl(law)
+    return est.value / DEFAULT_D, est.stderr / DEFAULT_D
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_registered_defaults_converge(name):
+    # law mode on gauss_aniso at d = 1000; Langevin-type samplers target their fixed level (default 0)
+    # of the same family, which gaussian_law takes as the reference (the kernel's end_time)
+    spec = REGISTRY[name]
+    costs = sorted(DEFAULT_COSTS.get(spec.cost_knob, (32, 512)), key=lambda c: spec.nfe(c, **spec.defaults))
+    (lo, se_lo), (hi, se_hi) = (_kl_per_coordinate(spec, c, spec.defaults) for c in costs)
+    assert hi < lo - 2 * math.hypot(se_lo, se_hi), (name, lo, hi)
+    assert hi < DEFAULT_KL_LEVEL, (name, hi)
+
+
+def test_former_li_jiao_parallel_defaults_diverge():
+    # negative control: K = 10 blocks with 4 Picard sweeps (the former defaults) at T = 100 and 1000
+    spec = REGISTRY["li_jiao_parallel"]
+    old = dict(K=10, c0=4.0, c1=8.0, sweeps=4, final="nearest")
+    lo, _ = _kl_per_coordinate(spec, 100, old)
+    hi, _ = _kl_per_coordinate(spec, 1000, old)
+    assert lo > 1.0 and hi > DEFAULT_KL_LEVEL
+    # and the new defaults reproduce the sequential sampler (same K = ceil(10 ln T)) to within 5%
+    par, _ = _kl_per_coordinate(spec, 400, spec.defaults)
+    seq, _ = _kl_per_coordinate(REGISTRY["li_jiao"], 400, dict(K=None, lipschitz=10.0))
+    assert abs(par / seq - 1) < 0.05

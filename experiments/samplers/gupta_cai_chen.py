@@ -347,7 +347,8 @@ class GuptaCaiChenParallel(_OpsKernel):
         self.R = lim.count("R", R, maximum=lim.MAX_FINE, why="stratified nodes per predictor step")
         self.sweeps = lim.count("sweeps", sweeps, maximum=lim.MAX_FINE, why="Picard sweeps per predictor step")
         if ts.size - 1 + (ts.size - 1) * self.sweeps * self.R > lim.MAX_STEPS:
-            raise ValueError(f"steps * (1 + sweeps * R) (the predictor's score evaluations) must be <= {lim.MAX_STEPS}, "
+            raise ValueError(f"steps * (1 + sweeps * R) (the predictor's score evaluations) must be "
+                             f"<= {lim.MAX_STEPS}, "
                              f"got steps={ts.size - 1}, sweeps={self.sweeps}, R={self.R}")
         self.gamma, self.T_corr, self.M = _check_corrector(corrector, gamma, T_corr, corr_steps)
         self.corrector = corrector

@@ -46,7 +46,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from experiments import _validate as v
 from experiments import processes
 from experiments.samplers import _limits as lim
 from experiments.samplers._api import Claim, SamplerSpec, register
