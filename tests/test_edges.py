@@ -129,6 +129,19 @@ def test_large_but_valid_multiplicities():
         assert np.array([2.0**63]).astype(np.int64)[0] < 0
 
 
+@pytest.mark.parametrize("mult", [2.0**63, 2**63, np.uint64(2**63), 1e300, [2**62, 2**62]])
+def test_target_multiplicities_fit_int64(mult):
+    from experiments.targets import GroupedGaussian, ProductMixture
+    G = 2 if isinstance(mult, list) else 1
+    with pytest.raises(ValueError, match=r"\bmultiplicities\b"):
+        GroupedGaussian([1.0] * G, 0.0, mult)
+    with pytest.raises(ValueError, match=r"\bmultiplicities\b"):
+        ProductMixture([[1.0]] * G, [[0.0]] * G, [[1.0]] * G, mult)
+    # the largest valid ones are accepted, exactly
+    assert GroupedGaussian([1.0, 2.0], 0.0, [2**62, 2**62 - 1]).dim == 2**63 - 1
+    assert GroupedGaussian([1.0], 0.0, 2.0**62).multiplicities[0] == 2**62
+
+
 # --------------------------------------------------------------------------------------------------
 # 2. exact and Monte Carlo TV on extreme laws
 # --------------------------------------------------------------------------------------------------
