@@ -346,6 +346,8 @@ def _standardised(mp, sp, mq, sq, k):
 
 def _mean_se(x):
     x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):          # a KL beyond the float64 range (+inf): mean and error +inf, not NaN
+        return float(np.max(x)), math.inf
     se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
     return float(x.mean()), se
 

@@ -99,6 +99,13 @@ def test_kl_any_variance_ratio_vs_mpmath():
     assert n_inf > 0          # the grid does reach KL beyond the float64 range (ratio 1e300 at k = 1e9)
 
 
+def test_quenched_kl_beyond_float_range_is_inf_not_nan():
+    law = type("Law", (), dict(mean=np.zeros((2, 1)), var=np.array([[1e-300], [1.0]]), target_mean=np.zeros(1),
+                               target_var=np.ones(1), multiplicities=np.array([10**9])))
+    est = D.quenched_kl(law, direction="target_output")        # 1e9 * 1e300 / 2 overflows: +inf
+    assert est.value == math.inf and est.stderr == math.inf
+
+
 def test_kl_observed_variance_ratio_1e16_is_finite():
     # the observed failure: ratio >= ~1e16 gave +inf (log1p of a rounded -1)
     for ratio in (1e16, 1e17, 1e200):
