@@ -133,7 +133,8 @@ class GroupedGaussian(Target):
             mult = np.full(var.size, mult.item())
         if mult.shape != var.shape:
             raise ValueError(f"multiplicities must be a scalar or have shape ({var.size},), got {np.shape(multiplicities)}")
-        self.multiplicities = np.array([v.positive_int("multiplicities", int(k) if float(k).is_integer() else k) for k in mult.tolist()], dtype=np.int64)
+        exact = [int(k) if isinstance(k, float) and np.isfinite(k) and k.is_integer() else k for k in mult.tolist()]
+        self.multiplicities = _int64_multiplicities([v.positive_int("multiplicities", k) for k in exact])
         self.variances = var
         self.means = np.array(mean)
         if basis is not None:
@@ -485,7 +486,20 @@ def _multiplicities(value, n_groups):
         if isinstance(k, float) and np.isfinite(k) and k.is_integer():
             k = int(k)
         out.append(v.positive_int("multiplicities", k))
-    return np.array(out, dtype=np.int64)
+    return _int64_multiplicities(out)
+
+
+#: multiplicities and their sum (the dimension) must fit in int64
+MAX_DIM = 2**63 - 1
+
+
+def _int64_multiplicities(values) -> np.ndarray:
+    """Python ints (already checked >= 1) as int64, each and their sum (the dimension) <= 2**63 - 1."""
+    if any(k > MAX_DIM for k in values):
+        raise ValueError(f"multiplicities must be <= 2**63 - 1 (int64), got {float(max(values)):.6g}")
+    if sum(values) > MAX_DIM:
+        raise ValueError(f"multiplicities must sum to a dimension <= 2**63 - 1 (int64), got {sum(values)}")
+    return np.array(values, dtype=np.int64)
 
 
 def _groups(name, value):

@@ -500,9 +500,13 @@ def test_nan_score_raises_naming_sampler_and_step(name, mode):
 
 
 def test_overflow_raises_naming_sampler_and_step():
+    # the registered makers now refuse such horizons (T <= 50, tests/test_edges.py); the kernels built on
+    # a raw grid still exercise the driver's overflow path
+    with pytest.raises(ValueError, match=r"\bT\b"):
+        get("exponential_integrator").make(1, T=800.0, grid="uniform")
     # a huge step: e^h overflows in the exponential integrator's first step
     with pytest.raises(NonFiniteStateError, match=r"'exponential_integrator'.*step 0"):
-        run(get("exponential_integrator").make(1, T=800.0, grid="uniform"), TARGET, 4, np.random.default_rng(0))
+        run(ExponentialIntegrator(processes.uniform_grid(800.0, 1e-3, 1)), TARGET, 4, np.random.default_rng(0))
     # Euler-Maruyama with two steps of h = 5e299: the second step overflows
     with pytest.raises(NonFiniteStateError, match=r"'euler_maruyama'.*step 1"):
-        run(get("euler_maruyama").make(2, T=1e300, grid="uniform"), TARGET, 4, np.random.default_rng(0))
+        run(EulerMaruyama(processes.uniform_grid(1e300, 1e-3, 2)), TARGET, 4, np.random.default_rng(0))

@@ -268,3 +268,52 @@ def test_gaussian_law_rejects_bad_input():
         laws.gaussian_law(_kernel(), gauss, start="data")
     with pytest.raises(ValueError, match=names("n_draws")):
         laws.gaussian_law(_kernel(), gauss, n_draws=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# sampler constructor bounds (experiments/samplers/_limits.py): just inside is accepted, just outside
+# raises ValueError naming the parameter
+# --------------------------------------------------------------------------------------------------
+
+BOUND_CASES = [
+    # (sampler, cost, accepted params, rejected params, parameter named)
+    ("ddpm", 8, dict(T=50.0), dict(T=50.0001), "T"),
+    ("edm_heun", 8, dict(rho=1.0), dict(rho=0.99), "rho"),
+    ("edm_heun", 8, dict(rho=1000.0), dict(rho=1000.5), "rho"),
+    ("ve_ei", 8, dict(schedule="polynomial", rho=1000.0), dict(schedule="polynomial", rho=1e4), "rho"),
+    ("lmc", 8, dict(h=10.0), dict(h=10.01), "h"),
+    ("lmc", 1000, dict(horizon=1e4), dict(horizon=1.0001e4), "horizon"),
+    ("lmc", 8, dict(horizon=80.0), dict(horizon=80.1), "horizon"),       # h = horizon / steps <= 10
+    ("lmc", 8, dict(init_level=50.0), dict(init_level=50.5), "init_level"),
+    ("ulmc", 8, dict(gamma=1e-3), dict(gamma=9e-4), "gamma"),
+    ("ulmc", 8, dict(gamma=1e3), dict(gamma=1.001e3), "gamma"),
+    ("shen_lee", 8, dict(u=1e3), dict(u=1.01e3), "u"),
+    ("plmc", 8, dict(K=1000), dict(K=1001), "K"),
+    ("pulmc", 8, dict(gamma=1e3), dict(gamma=1e4), "gamma"),
+    ("pmm_ddpm", 10, dict(beta_min=1e-10), dict(beta_min=1e-11), "beta_min"),
+    ("pmm_ddpm", 1000, dict(N=1000), dict(N=10**5 + 1), "N"),
+    ("gupta_cai_chen", 64, dict(gamma=2.0, T=50.0), dict(T=51.0), "T"),
+    ("gupta_cai_chen", 64, dict(T_corr=40.0), dict(T_corr=1.0001e4), "T_corr"),
+    ("gupta_cai_chen_parallel", 4, dict(sweeps=1000, R=1), dict(sweeps=1001), "sweeps"),
+    ("gupta_cai_chen_parallel", 4, dict(R=1000, sweeps=1), dict(R=1001), "R"),
+    ("gupta_cai_chen_parallel", 4, dict(corr_steps=20, T_corr=200.0), dict(corr_steps=20, T_corr=201.0), "T_corr"),
+    ("gcc_logconcave", 8, dict(horizon=80.0), dict(horizon=81.0), "horizon"),
+    ("gcc_logconcave", 8, dict(T_start=50.0), dict(T_start=50.1), "T_start"),
+    ("li_jiao", 100, dict(K=10, lipschitz=1e4), dict(K=10, lipschitz=1.0001e4), "lipschitz"),
+    ("li_jiao_parallel", 100, dict(sweeps=1000, K=10), dict(sweeps=1001, K=10), "sweeps"),
+]
+
+
+@pytest.mark.parametrize("sampler,cost,good,bad,param", BOUND_CASES)
+def test_sampler_bounds_accept_inside_reject_outside(sampler, cost, good, bad, param):
+    get(sampler).make(cost, **good)
+    with pytest.raises(ValueError, match=names(param)):
+        get(sampler).make(cost, **bad)
+
+
+@pytest.mark.parametrize("sampler,cost", [("ddim", 10**7 + 1), ("lmc", 10**7 + 1), ("li_jiao", 10**7 + 10),
+                                          ("gcc_logconcave", 10**7 + 1)])
+def test_sampler_cost_bound(sampler, cost):
+    knob = get(sampler).cost_knob
+    with pytest.raises(ValueError, match=names(knob)):
+        get(sampler).make(cost)

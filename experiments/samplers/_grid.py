@@ -6,6 +6,7 @@ import numpy as np
 
 from experiments import _validate as v
 from experiments import processes
+from experiments.samplers import _limits as lim
 from experiments.samplers._api import Kernel
 
 #: default horizon and early-stopping level shared by the diffusion samplers (OU time)
@@ -26,8 +27,13 @@ def check_grid(ts) -> np.ndarray:
 
 
 def build_grid(steps, *, T=DEFAULT_T, delta=DEFAULT_DELTA, grid="log_snr", **grid_kwargs) -> np.ndarray:
-    """``steps`` steps of the named grid from ``T`` down to ``delta`` (see :mod:`experiments.processes`)."""
-    return processes.make_grid(grid, T, delta, v.positive_int("steps", steps), **grid_kwargs)
+    """``steps`` steps of the named grid from ``T`` down to ``delta`` (see :mod:`experiments.processes`).
+
+    Bounds (:mod:`experiments.samplers._limits`): ``1 <= steps <= 10**7``, ``0 < delta < T <= 50``.
+    """
+    steps = lim.count("steps", steps)
+    T = lim.horizon_T("T", T)
+    return processes.make_grid(grid, T, delta, steps, **grid_kwargs)
 
 
 class GridKernel(Kernel):

@@ -44,8 +44,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from experiments import _validate as v
 from experiments import processes
+from experiments.samplers import _limits as lim
 from experiments.samplers._api import Claim, LogFactor, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
@@ -81,7 +81,7 @@ class EDMHeun(GridKernel):
 
 
 def _make(steps, *, T=DEFAULT_T, delta=DEFAULT_DELTA, rho=7.0):
-    rho = v.positive("rho", rho)
+    rho = lim.rho("rho", rho)
     return EDMHeun(build_grid(steps, T=T, delta=delta, grid="edm", rho=rho))
 
 

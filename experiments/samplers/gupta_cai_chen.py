@@ -87,6 +87,7 @@ from fractions import Fraction
 import numpy as np
 
 from experiments import _validate as v
+from experiments.samplers import _limits as lim
 from experiments.samplers._api import Claim, LogFactor, Kernel, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
@@ -237,9 +238,17 @@ class GCCPredictor(GridKernel):
 
 
 def _check_corrector(corrector, gamma, T_corr, corr_steps):
+    """Corrector parameters; bounds (:mod:`experiments.samplers._limits`): friction gamma in [1e-3, 1e3],
+    0 < T_corr <= 1e4 (Langevin time), corr_steps <= 10**7, step T_corr / corr_steps <= 10."""
     if corrector not in CORRECTORS:
         raise ValueError(f"corrector must be one of {CORRECTORS}, got {corrector!r}")
-    return v.positive("gamma", gamma), v.positive("T_corr", T_corr), v.positive_int("corr_steps", corr_steps)
+    gamma = lim.friction("gamma", gamma)
+    T_corr = lim.langevin_horizon("T_corr", T_corr)
+    corr_steps = lim.count("corr_steps", corr_steps)
+    if T_corr / corr_steps > lim.MAX_LANGEVIN_STEP:
+        raise ValueError(f"T_corr / corr_steps (the corrector step) must be <= {lim.MAX_LANGEVIN_STEP:g}, "
+                         f"got T_corr={T_corr!r}, corr_steps={corr_steps}")
+    return gamma, T_corr, corr_steps
 
 
 class _OpsKernel(Kernel):
@@ -285,8 +294,8 @@ class _OpsKernel(Kernel):
 
 def gcc_split(steps, N0, pred_share, corrector):
     """[R] budget split: (P predictor steps, M corrector steps) per window for a total NFE budget ``steps``."""
-    steps = v.positive_int("steps", steps)
-    N0 = v.positive_int("N0", N0)
+    steps = lim.count("steps", steps)
+    N0 = lim.count("N0", N0, maximum=10**4, why="predictor-corrector windows")
     pred_share = v.in_open_interval("pred_share", pred_share, 0.0, 1.0)
     if corrector not in CORRECTORS:
         raise ValueError(f"corrector must be one of {CORRECTORS}, got {corrector!r}")
@@ -305,7 +314,7 @@ class GuptaCaiChen(_OpsKernel):
 
     def __init__(self, steps, *, T=DEFAULT_T, delta=DEFAULT_DELTA, N0=4, pred_share=0.5, T_corr=0.25, gamma=2.0,
                  corrector="ei"):
-        T, delta = v.positive("T", T), v.positive("delta", delta)
+        T, delta = lim.horizon_T("T", T), v.positive("delta", delta)
         if delta >= T:
             raise ValueError(f"delta must be < T, got delta={delta}, T={T}")
         self.P, self.M = gcc_split(steps, N0, pred_share, corrector)
@@ -335,7 +344,12 @@ class GuptaCaiChenParallel(_OpsKernel):
     def __init__(self, steps, *, T=DEFAULT_T, delta=DEFAULT_DELTA, R=4, sweeps=3, corr_steps=20, T_corr=0.25,
                  gamma=2.0, corrector="ei"):
         ts = build_grid(steps, T=T, delta=delta, grid="uniform")
-        self.R, self.sweeps = v.positive_int("R", R), v.positive_int("sweeps", sweeps)
+        self.R = lim.count("R", R, maximum=lim.MAX_FINE, why="stratified nodes per predictor step")
+        self.sweeps = lim.count("sweeps", sweeps, maximum=lim.MAX_FINE, why="Picard sweeps per predictor step")
+        if ts.size - 1 + (ts.size - 1) * self.sweeps * self.R > lim.MAX_STEPS:
+            raise ValueError(f"steps * (1 + sweeps * R) (the predictor's score evaluations) must be "
+                             f"<= {lim.MAX_STEPS}, "
+                             f"got steps={ts.size - 1}, sweeps={self.sweeps}, R={self.R}")
         self.gamma, self.T_corr, self.M = _check_corrector(corrector, gamma, T_corr, corr_steps)
         self.corrector = corrector
         self.ops = [("ppred", float(ts[i]), float(ts[i] - ts[i + 1])) for i in range(ts.size - 1)]
@@ -354,12 +368,15 @@ class GCCLogConcave(_OpsKernel):
 
     def __init__(self, steps, *, horizon=10.0, corr_steps=None, T_corr=0.25, gamma=2.0, t_level=0.0,
                  T_start=DEFAULT_T):
-        steps = v.positive_int("steps", steps)
-        horizon = v.positive("horizon", horizon)
+        steps = lim.count("steps", steps)
+        horizon = lim.langevin_horizon("horizon", horizon)
+        if horizon / steps > lim.MAX_LANGEVIN_STEP:
+            raise ValueError(f"horizon / steps (the ULMC step) must be <= {lim.MAX_LANGEVIN_STEP:g}, "
+                             f"got horizon={horizon!r}, steps={steps}")
         corr_steps = steps if corr_steps is None else corr_steps
         self.gamma, self.T_corr, self.M = _check_corrector("ei", gamma, T_corr, corr_steps)
         self.t_level = v.nonnegative("t_level", t_level)
-        self.T_start = v.positive("T_start", T_start)
+        self.T_start = lim.horizon_T("T_start", T_start)
         if self.T_start <= self.t_level:
             raise ValueError(f"T_start must be > t_level, got T_start={self.T_start}, t_level={self.t_level}")
         self.steps, self.horizon = steps, horizon
@@ -379,6 +396,25 @@ class GCCLogConcave(_OpsKernel):
 
 def _make_predictor(steps, *, T=DEFAULT_T, delta=DEFAULT_DELTA, grid="uniform"):
     return GCCPredictor(build_grid(steps, T=T, delta=delta, grid=grid))
+
+
+# explicit signatures (not ``lambda steps, **kw``) so that the parameters can be listed and checked
+def _make_seq(steps, *, T=DEFAULT_T, delta=DEFAULT_DELTA, N0=4, pred_share=0.5, T_corr=0.25, gamma=2.0,
+              corrector="ei"):
+    return GuptaCaiChen(steps, T=T, delta=delta, N0=N0, pred_share=pred_share, T_corr=T_corr, gamma=gamma,
+                        corrector=corrector)
+
+
+def _make_par(steps, *, T=DEFAULT_T, delta=DEFAULT_DELTA, R=4, sweeps=3, corr_steps=20, T_corr=0.25, gamma=2.0,
+              corrector="ei"):
+    return GuptaCaiChenParallel(steps, T=T, delta=delta, R=R, sweeps=sweeps, corr_steps=corr_steps, T_corr=T_corr,
+                                gamma=gamma, corrector=corrector)
+
+
+def _make_logconcave(steps, *, horizon=10.0, corr_steps=None, T_corr=0.25, gamma=2.0, t_level=0.0,
+                     T_start=DEFAULT_T):
+    return GCCLogConcave(steps, horizon=horizon, corr_steps=corr_steps, T_corr=T_corr, gamma=gamma,
+                         t_level=t_level, T_start=T_start)
 
 
 def _horizon(d, eps):
@@ -442,7 +478,7 @@ register(SamplerSpec(
 
 register(SamplerSpec(
     name="gupta_cai_chen",
-    make=lambda steps, **kw: GuptaCaiChen(steps, **kw),
+    make=_make_seq,
     family="randomized_midpoint",
     paper="Gupta, Cai & Chen, ICLR 2025 (arXiv 2406.00924), Algorithm 3 (Algorithms 1-2)",
     cost_knob="steps",
@@ -462,7 +498,7 @@ register(SamplerSpec(
 
 register(SamplerSpec(
     name="gupta_cai_chen_parallel",
-    make=lambda steps, **kw: GuptaCaiChenParallel(steps, **kw),
+    make=_make_par,
     family="randomized_midpoint",
     paper="Gupta, Cai & Chen, ICLR 2025 (arXiv 2406.00924), parallel algorithm (appendix) [R]",
     cost_knob="steps",
@@ -484,7 +520,7 @@ register(SamplerSpec(
 
 register(SamplerSpec(
     name="gcc_logconcave",
-    make=lambda steps, **kw: GCCLogConcave(steps, **kw),
+    make=_make_logconcave,
     family="langevin",
     paper="Gupta, Cai & Chen, ICLR 2025 (arXiv 2406.00924), log-concave sampling (Sec. 3.6 / App. C) [R]",
     cost_knob="steps",

@@ -57,6 +57,7 @@ from fractions import Fraction
 import numpy as np
 
 from experiments import _validate as v
+from experiments.samplers import _limits as lim
 from experiments.samplers._api import Claim, LogFactor, Kernel, SamplerSpec, register
 
 #: default Langevin-time horizon when neither ``h`` nor ``horizon`` is given
@@ -175,16 +176,25 @@ def step_and_levels(steps, h, horizon, level, init_level, *, step_name="h"):
 
     Exactly one of ``h`` (step size) and ``horizon`` (total Langevin time, ``h = horizon / steps``) may be
     given; with neither, ``horizon = DEFAULT_HORIZON``.
+
+    Bounds (:mod:`experiments.samplers._limits`): ``steps <= 10**7``, ``0 < h <= 10`` (also for
+    ``h = horizon / steps``), ``horizon <= 1e4``, ``0 <= level < init_level <= 50`` (OU levels).
     """
-    steps = v.positive_int("steps", steps)
+    steps = lim.count("steps", steps)
     if h is not None and horizon is not None:
         raise ValueError(f"give at most one of {step_name} (step size) and horizon ({step_name} = horizon / steps), not both")
     if h is not None:
-        h = v.positive(step_name, h)
+        h = lim.langevin_step(step_name, h)
     else:
-        h = v.positive("horizon", DEFAULT_HORIZON if horizon is None else horizon) / steps
+        horizon = lim.langevin_horizon("horizon", DEFAULT_HORIZON if horizon is None else horizon)
+        h = horizon / steps
+        if h > lim.MAX_LANGEVIN_STEP:
+            raise ValueError(f"horizon / steps (the step {step_name}) must be <= {lim.MAX_LANGEVIN_STEP:g}, got "
+                             f"horizon={horizon!r}, steps={steps} (a step beyond the stability limit only overflows)")
+        if h <= 0:
+            raise ValueError(f"horizon / steps (the step {step_name}) underflows to 0, got horizon={horizon!r}")
     level = v.nonnegative("level", level)
-    init_level = v.positive("init_level", init_level)
+    init_level = lim.horizon_T("init_level", init_level)
     if init_level <= level:
         raise ValueError(f"init_level must be > level (start from a noisier law), got init_level={init_level}, level={level}")
     return steps, h, level, init_level
@@ -224,7 +234,7 @@ class ULMC(FixedLevelKernel):
 
     def __init__(self, steps, *, gamma=2.0, **kw):
         super().__init__(steps, **kw)
-        self.gamma = v.positive("gamma", gamma)
+        self.gamma = lim.friction("gamma", gamma)
         g, h = self.gamma, self.h
         self.decay = np.exp(-g * h)
         self.E = -np.expm1(-g * h) / g
@@ -260,7 +270,7 @@ class ShenLee(FixedLevelKernel):
 
     def __init__(self, steps, *, u=1.0, **kw):
         super().__init__(steps, **kw)
-        self.u = v.positive("u", u)
+        self.u = lim.in_range("u", u, *lim.U_RANGE, why="Shen-Lee's u = 1/L multiplies the score")
 
     def init(self, x, aux, noise):
         return (x, np.zeros_like(x))                 # v_0 = 0 (Shen & Lee's initialisation)

@@ -57,6 +57,7 @@ import numpy as np
 
 from experiments import _validate as v
 from experiments import processes
+from experiments.samplers import _limits as lim
 from experiments.samplers._api import Claim, LogFactor, Kernel, SamplerSpec, register
 from experiments.samplers.langevin import (
     DEFAULT_INIT_LEVEL,
@@ -137,7 +138,7 @@ class PLMC(Kernel):
 
     def __init__(self, steps, *, K=10, alpha=None, horizon=None, level=DEFAULT_LEVEL, init_level=DEFAULT_INIT_LEVEL):
         self.n_steps, self.alpha, self.level, self.init_level = _coarse_and_levels(steps, alpha, horizon, level, init_level)
-        self.K = v.positive_int("K", K)
+        self.K = lim.count("K", K, maximum=lim.MAX_FINE, why="law mode probes 1 + state + K rows per draw")
         self.eta = self.alpha / self.K
         self.end_time = self.level
         self.draws_per_step = self.K
@@ -189,7 +190,7 @@ class PULMC(PLMC):
 
     def __init__(self, steps, *, gamma=2.0, **kw):
         super().__init__(steps, **kw)
-        self.gamma = v.positive("gamma", gamma)
+        self.gamma = lim.friction("gamma", gamma)
         self.draws_per_step = 2 * self.K
 
     def init(self, x, aux, noise):
@@ -206,8 +207,11 @@ VARIANTS = ("small", "large", "euler_maruyama")
 
 def ddpm_alpha_bar(N=1000, beta_min=1e-4, beta_max=0.02):
     """Ho et al.'s discrete schedule: alpha_bar[n] for n = 0..N (alpha_bar[0] = 1), linear betas."""
-    N = v.positive_int("N", N)
-    beta_min = v.in_open_interval("beta_min", beta_min, 0.0, 1.0)
+    N = lim.count("N", N, maximum=10**5, why="the DDPM chain length; law mode runs N / K coarse steps of K rows")
+    beta_min = lim.in_range("beta_min", beta_min, lim.MIN_BETA, 1.0, low_open=False,
+                            why="1 - beta_min must not round to 1: two equal noise levels divide by zero")
+    if beta_min >= 1.0:
+        raise ValueError(f"beta_min must be < 1, got {beta_min!r}")
     beta_max = v.in_open_interval("beta_max", beta_max, 0.0, 1.0)
     if beta_max < beta_min:
         raise ValueError(f"beta_max must be >= beta_min, got {beta_max} < {beta_min}")
@@ -258,7 +262,7 @@ class PMMDDPM(Kernel):
     state_size = 1
 
     def __init__(self, K, *, variant="small", N=1000, beta_min=1e-4, beta_max=0.02, stride=1):
-        self.K = v.positive_int("K", K)
+        self.K = lim.count("K", K, maximum=lim.MAX_FINE, why="law mode probes 1 + K rows per draw")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant

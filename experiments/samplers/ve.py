@@ -46,8 +46,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from experiments import _validate as v
 from experiments import processes
+from experiments.samplers import _limits as lim
 from experiments.samplers._api import Claim, LogFactor, SamplerSpec, register
 from experiments.samplers._grid import DEFAULT_DELTA, DEFAULT_T, GridKernel, build_grid
 
@@ -85,7 +85,7 @@ class VEExponentialIntegrator(GridKernel):
 def schedule_grid(steps, *, T, delta, schedule, rho):
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    rho = v.positive("rho", rho)
+    rho = lim.rho("rho", rho)
     if schedule == "exponential":
         return build_grid(steps, T=T, delta=delta, grid="exponential_sigma")
     return build_grid(steps, T=T, delta=delta, grid="edm", rho=rho)
