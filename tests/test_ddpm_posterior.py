@@ -29,7 +29,6 @@ import pytest
 
 from experiments.distances import gaussian_kl
 from experiments.laws import gaussian_law
-from experiments.samplers import get
 from experiments.samplers.ddpm import DDPM
 from experiments.targets import GroupedGaussian
 

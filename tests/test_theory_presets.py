@@ -212,7 +212,8 @@ def test_negative_control_wrong_diffusion_horizon_formula_differs_everywhere():
 
 # -- what the kernels build from the presets -----------------------------------------------------
 
-@pytest.mark.parametrize("T_iter,L", [(40, 1.0), (200, 2.0), (209, 2.0), (400, 9.823356289382955), (61, 0.3), (50, 0.2)])
+@pytest.mark.parametrize("T_iter,L", [(40, 1.0), (200, 2.0), (209, 2.0), (400, 9.823356289382955), (61, 0.3),
+                                      (50, 0.2)])
 def test_li_jiao_blocks_from_the_lipschitz_constant(T_iter, L):
     # K = ceil(L ln T) (at least 1), T rounded up to a multiple of K, N = 2T/K, NFE = 2T
     K = max(1, math.ceil(L * math.log(T_iter)))

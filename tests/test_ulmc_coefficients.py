@@ -23,9 +23,10 @@ The step's coefficients are read off by probing the step code: a zero state, uni
 unit gradient and one unit Gaussian draw per row (a fake noise object). Two probes: with a gradient that
 does not depend on the state (reads the gradient weights directly) and with the non-zero affine gradient
 :math:`s(x) = -\lambda(x - \mu)` (reads the composed affine map, midpoint included). Agreement to 1e-10
-(relative, per coefficient; the measured largest error of the correct steps is 9.3e-15, the RM noise covariance at gamma h = 3). Control: an
-Euler-type gradient weight :math:`h^2/2` instead of :math:`(h - E(h))/\gamma` differs by a relative
-0.013 (gamma h = 0.04) to 1.2 (gamma h = 3), 1e8-1e10 times the tolerance.
+(relative, per coefficient; the largest measured error of the correct steps is 9.3e-15, in the RM noise
+covariance at gamma h = 3). Control: an Euler-type gradient weight :math:`h^2/2` instead of
+:math:`(h - E(h))/\gamma` differs by a relative 0.013 (gamma h = 0.04) to 1.2 (gamma h = 3), 1e8-1e10 times
+the tolerance.
 """
 
 from __future__ import annotations
