@@ -334,6 +334,125 @@ def test_random_node_quadrature_is_unbiased(case):
     assert abs(est.mean() - exact) < 5 * se, (est.mean(), exact, se)
 
 
+# -- random versus pinned-at-0.5 nodes: statistics that separate them by a large factor -------------
+
+def per_draw_kl(law):
+    """KL(output law given internal draw m || target) for every draw m: array (M,)."""
+    r = law.var / law.target_var
+    return (0.5 * (r + (law.mean - law.target_mean) ** 2 / law.target_var - 1.0 - np.log(r))) @ law.multiplicities
+
+
+# (name, cost, params, measured relative spread over 64 draws of the per-draw KL / of the per-draw output
+# variance, seed 0). The midpoint-pinned kernel gives identical per-draw laws: spreads <= 1.8e-16 / 6.7e-16.
+SPREAD_CASES = [
+    ("li_jiao", 80, dict(K=4, c0=2.0, c1=4.0), 1.05, 0.034),
+    ("li_jiao", 200, dict(K=10, c0=4.0, c1=12.0), 1.42, 0.10),
+    ("gcc_predictor", 64, {}, 2.01, 0.29),
+]
+
+
+@pytest.mark.parametrize("name,cost,params,kl_spread,var_spread", SPREAD_CASES)
+def test_random_nodes_move_the_conditional_law_pinned_nodes_do_not(target, name, cost, params, kl_spread, var_spread):
+    """Law mode conditional on 64 internal draws. With random nodes each draw gives a different output law:
+    the relative spread (std / mean) of the per-draw KL and the largest relative spread of a column's
+    per-draw variance are O(1) and O(0.1) (measured values in SPREAD_CASES); with every uniform pinned at
+    0.5 the 64 laws coincide (spreads at rounding level, <= 7e-16). Asserted: random above half the
+    measured value, pinned below 1e-12, a separation of more than 1e10."""
+    lr = gaussian_law(get(name).make(cost, **params), target, n_draws=64, rng=np.random.default_rng(0))
+    lp = gaussian_law(Pinned(get(name).make(cost, **params), 0.5), target, n_draws=64, rng=np.random.default_rng(0))
+    kr, kp = per_draw_kl(lr), per_draw_kl(lp)
+    vr = float(np.max((lr.var / lr.target_var).std(0)))
+    vp = float(np.max((lp.var / lp.target_var).std(0)))
+    assert kr.std() / kr.mean() > kl_spread / 2 and vr > var_spread / 2, (kr.std() / kr.mean(), vr)
+    assert kp.std() / kp.mean() < 1e-12 and vp < 1e-12, (kp.std() / kp.mean(), vp)
+    # the pinned kernel is a proper sampler (finite, non-trivial error), not a degenerate one
+    assert 0 < kp.mean() < 1
+
+
+def test_gcc_predictor_quenched_kl_separates_random_from_the_midpoint_rule(target):
+    """At 64 steps the quenched KL of the random-node predictor is far above that of the deterministic
+    midpoint rule (u = 0.5): measured 0.537 (se 0.136, 64 draws) against 0.00256, ratio 209; asserted with
+    the random KL's lower 3-se envelope (0.129, ratio 50) above 10 times the pinned KL."""
+    kl, se = kl_curve("gcc_predictor", [64], target, n_draws=64)
+    kl_pin, _ = kl_curve("gcc_predictor", [64], target, pin=0.5)
+    assert kl[0] - 3 * se[0] > 10 * kl_pin[0], (kl, se, kl_pin)
+
+
+class WeightAtHalf(Kernel):
+    """Li & Jiao with random nodes but every quadrature weight taken at u = 1/2: the pieces (1 - u) w and u w
+    of (11b) become w / 2 while the score is still evaluated at the random node (a consistent but biased rule)."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name + "[weights u=1/2]"
+        self.state_size, self.draws_per_step = inner.state_size, inner.draws_per_step
+        self.n_steps, self.end_time = inner.n_steps, inner.end_time
+
+    def plan(self, noise):
+        aux = dict(self.inner.plan(noise))
+        assert set(aux) == {"u", "abar", "tau", "t"}          # nodes come from abar/tau/t; u enters the weights only
+        aux["u"] = np.full_like(aux["u"], 0.5)
+        return aux
+
+    def start_time(self, aux):
+        return self.inner.start_time(aux)
+
+    def init(self, x, aux, noise):
+        return self.inner.init(x, aux, noise)
+
+    def step(self, state, aux, k, noise, score):
+        return self.inner.step(state, aux, k, noise, score)
+
+    def output(self, state, aux):
+        return self.inner.output(state, aux)
+
+
+def test_li_jiao_quadrature_weight_fixed_at_half_is_detected(target):
+    """T = 320, K = 4 (NFE 640), 64 draws: quenched KL 3.14e-4 (se 4.6e-5) for the sampler against 2.04e-3
+    (se 2.4e-4) with weights at u = 1/2, a ratio of 6.5 (5.96 at T = 640, 3.4 at T = 160: the fixed weight
+    is first order). Asserted: ratio above 3, and the 3-se envelopes separated by a factor 1.5 (measured 2.9)."""
+    T, params = 320, dict(K=4, c0=2.0, c1=4.0)
+    ok = gaussian_law(get("li_jiao").make(T, **params), target, n_draws=64, rng=np.random.default_rng(0))
+    bad = gaussian_law(WeightAtHalf(get("li_jiao").make(T, **params)), target, n_draws=64,
+                       rng=np.random.default_rng(0))
+    k_ok, se_ok = quenched_kl(ok)
+    k_bad, se_bad = quenched_kl(bad)
+    assert k_bad > 3 * k_ok, (k_ok, k_bad)
+    assert k_bad - 3 * se_bad > 1.5 * (k_ok + 3 * se_ok), (k_ok, se_ok, k_bad, se_bad)
+
+
+def test_gcc_predictor_fixed_weight_and_pinned_node_are_biased_quadratures():
+    """The unbiasedness check of test_random_node_quadrature_is_unbiased fails for the two broken variants:
+    weight h e^{h/2} with a random node: mean off by 82 standard errors (asserted > 20); node pinned at 1/2
+    (the midpoint rule): off by 0.308, 330 times the random estimator's standard error (asserted > 50), and
+    no spread at all (0 against 0.414)."""
+    t, t_next, n = 1.3, 0.55, 200_000
+    h = t - t_next
+    exact = integrate.quad(lambda v: math.exp(h - v) * _field(t - v), 0.0, h)[0]
+    score = lambda x, s: np.broadcast_to(_field(s), x.shape)                       # noqa: E731
+    good = get("gcc_predictor").make(1, T=t, delta=t_next)
+
+    def fixed_weight_step(x, tt, hh, alpha, sc):
+        x_mid = np.exp(alpha * hh) * x + np.expm1(alpha * hh) * sc(x, tt)
+        return math.exp(hh) * x + hh * math.exp(hh / 2) * sc(x_mid, tt - alpha * hh)
+
+    def estimate(noise, step=None):
+        if step is None:
+            (est,) = good.step((np.zeros((n, 1)),), {}, 0, noise, CountingScore(score, n))
+        else:
+            est = step(np.zeros((n, 1)), t, h, noise.uniform(1), score)
+        return est[:, 0]
+
+    est = estimate(NoGaussian(np.random.default_rng(11), n))
+    se = est.std(ddof=1) / math.sqrt(n)
+    assert abs(est.mean() - exact) < 5 * se
+    bad = estimate(NoGaussian(np.random.default_rng(11), n), fixed_weight_step)
+    se_bad = bad.std(ddof=1) / math.sqrt(n)
+    assert abs(bad.mean() - exact) > 20 * se_bad, (bad.mean(), exact, se_bad)
+    pinned = estimate(PinnedInternal(NoGaussian(np.random.default_rng(11), n), 0.5))
+    assert pinned.std() == 0.0 and est.std() > 0.2
+    assert abs(pinned.mean() - exact) > 50 * se, (pinned.mean(), exact, se)
+
+
 # -- ULMC steps: covariances --------------------------------------------------------------------
 
 def _rm_noise_map(h, a, gamma):

@@ -96,8 +96,10 @@ def test_continuous_law_matches_closed_form_and_fine_step_sampler():
     np.testing.assert_allclose(var, 1 / lam + (v0 - 1 / lam) * np.exp(-2 * lam * tau), rtol=1e-10)
     mean_u, var_u = P.continuous_law("underdamped", tg, tau, gamma=2.0)
     law = gaussian_law(get("ulmc").make(6500, horizon=tau, gamma=2.0), tg)
-    np.testing.assert_allclose(law.mean[0], mean_u, atol=1e-3)
-    np.testing.assert_allclose(law.var[0], var_u, atol=1e-3)
+    # measured: |mean error| <= 4.4e-5, |variance error| <= 5.4e-5 (first order: 8.8e-5 / 1.1e-4 at 3250 steps,
+    # 2.2e-5 / 2.7e-5 at 13000); tolerances 1e-4 and 1.1e-4 are about 2.3x and 2x the measured errors
+    np.testing.assert_allclose(law.mean[0], mean_u, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(law.var[0], var_u, rtol=0, atol=1.1e-4)
     # at a long horizon the law is the target (the stationary form used by continuous_law)
     mean_l, var_l = P.continuous_law("underdamped", tg, 200.0, gamma=2.0)
     np.testing.assert_allclose(mean_l, mu, atol=1e-12)
@@ -127,7 +129,21 @@ def test_ddpm_pmm_against_ddpm1000_and_respacing(quick):
     dd = t["ddpm"]
     assert (dd["tv_pmm"] + 2 * dd["tv_pmm_se"] < dd["tv_respaced"]).all()
     # the realised NFE matches the documented expectation (2 - 1/K) N / K within 5 of its standard errors
-    assert np.all(np.abs(dd["nfe"] - dd["nfe_expected"]) / dd["nfe_expected"] < 0.05)
+    # (measured, d = 1000, 24 draws: K = 5, 10, 20, 40 deviate by -1.44, +0.39, -0.18, -0.84 se; se = 2.31, 1.84,
+    # 1.37, 1.00 NFE, against sample standard errors 1.91, 1.78, 1.19, 0.93).
+    # The ddpm table has no standard error column (the study keeps nfe_se in its cache only), so the exact one
+    # is used: per draw the NFE is a sum over coarse chunks of 1 + Binomial(K' - 1, 1/K') (K' = min(K, rest) of
+    # the N = 1000 fine steps), variance sum (K' - 1)(1/K')(1 - 1/K'); the mean is over ddpm_draws draws.
+    draws = P.PROFILES["quick"]["ddpm_draws"]
+    n_fine = 1000
+
+    def nfe_se(K):
+        sizes = [min(K, n_fine - s) for s in range(0, n_fine, K)]
+        return np.sqrt(sum((k - 1) / k * (1 - 1 / k) for k in sizes) / draws)
+
+    se = dd["K"].map(nfe_se).to_numpy()
+    assert np.all(se > 0)
+    assert np.all(np.abs(dd["nfe"] - dd["nfe_expected"]) < 5 * se), (dd[["K", "nfe", "nfe_expected"]], se)
     summ = t["ddpm_summary"]
     assert summ["min_matching_nfe"].notna().all()
     # the matching NFE grows with d (TV of a product law grows with d at fixed per-coordinate error)

@@ -1,0 +1,208 @@
+"""Mutation testing of the core modules with mutmut 3, one module at a time, and the kill rate per module.
+
+A mutant is a copy of the code with one small change (an operator, a constant, a comparison flipped); the
+targeted tests of the mutated module should fail on it ("killed"). A surviving mutant is a change that no
+test notices: either a test is missing or the change is harmless (equivalent). The kill rate is
+(killed + timeout) / (mutants checked).
+
+Commands (from the repository root of a fresh clone; Python 3.10+):
+
+    python -m pip install -e ".[test]" "mutmut>=3.8,<4"
+    python scripts/mutation_report.py list                              # the modules and their test selections
+    python scripts/mutation_report.py run experiments/complexity.py    # mutate one module, run its tests
+    python scripts/mutation_report.py report                           # kill rate of every module run so far
+    python scripts/mutation_report.py report --survivors               # ... and the names of surviving mutants
+    python scripts/mutation_report.py run --all                        # every module in turn (hours on 2 cores)
+
+``run`` copies ``experiments/``, ``analysis/``, ``tests/`` and ``pyproject.toml`` to
+``build/mutation/<module>/`` (``build/`` is git-ignored), writes a ``setup.cfg`` there whose ``[mutmut]``
+section is the repository's with ``only_mutate`` set to the module and ``pytest_add_cli_args_test_selection``
+set to the module's tests from the repository's ``[mutation_report]`` section (setup.cfg), and runs
+``mutmut run`` in that folder. The work tree itself is never modified. A rerun of the same module resumes
+(mutmut keeps its results in ``build/mutation/<module>/mutants/``); ``--fresh`` starts over (needed after a
+change of the code or tests). To look at one surviving mutant::
+
+    cd build/mutation/experiments__complexity && mutmut show <mutant name>
+
+The module table and the shared mutmut settings are in setup.cfg (``[mutmut]``, ``[mutation_report]``). mutmut
+3 (unlike mutmut 2) has no ``--paths-to-mutate`` or ``--runner`` options: it reads ``setup.cfg``
+(or ``[tool.mutmut]`` in pyproject.toml, which this project does not use) from the current folder, copies the
+sources to ``mutants/``, records which tests call which function, and runs for each mutant only those tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WORKDIR = ROOT / "build" / "mutation"
+COPY = ("experiments", "analysis", "tests", "pyproject.toml")
+
+# mutmut 3.8's exit code -> status (mutmut/stats.py: status_by_exit_code); anything else is "suspicious"
+STATUS_BY_EXIT_CODE = {
+    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 2: "check was interrupted by user", None: "not checked",
+    33: "no tests", 34: "skipped", 35: "suspicious", 36: "timeout", 37: "caught by type check",
+    -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
+}
+KILLED = ("killed", "timeout", "caught by type check")
+NOT_COUNTED = ("not checked", "skipped", "check was interrupted by user")
+
+
+def read_config(path: Path = ROOT / "setup.cfg") -> configparser.ConfigParser:
+    cfg = configparser.ConfigParser()
+    cfg.optionxform = str                      # keep the case of module paths
+    if not cfg.read(path):
+        raise SystemExit(f"{path} not found")
+    for section in ("mutmut", "mutation_report"):
+        if not cfg.has_section(section):
+            raise SystemExit(f"{path} has no [{section}] section")
+    return cfg
+
+
+def module_table(cfg: configparser.ConfigParser) -> dict[str, list[str]]:
+    return {module: cfg.get("mutation_report", module).split() for module in cfg.options("mutation_report")}
+
+
+def slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", "__")
+
+
+def prepare(module: str, tests: list[str], workdir: Path, fresh: bool) -> Path:
+    """Copy the code and tests to ``workdir/<slug>`` and write its setup.cfg for this module."""
+    wd = workdir / slug(module)
+    if fresh and wd.exists():
+        shutil.rmtree(wd)
+    wd.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
+    for name in COPY:
+        src, dst = ROOT / name, wd / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+    if "[tool.mutmut]" in (wd / "pyproject.toml").read_text():
+        raise SystemExit("pyproject.toml has a [tool.mutmut] section: mutmut would ignore setup.cfg; remove it")
+    cfg = read_config()
+    cfg.set("mutmut", "only_mutate", "\n" + module)
+    cfg.set("mutmut", "pytest_add_cli_args_test_selection", "\n" + "\n".join(tests))
+    with open(wd / "setup.cfg", "w") as f:
+        f.write(f"# generated by scripts/mutation_report.py for {module}\n")
+        cfg.write(f)
+    return wd
+
+
+def mutmut_executable() -> str:
+    exe = Path(sys.executable).parent / "mutmut"
+    found = str(exe) if exe.exists() else shutil.which("mutmut")
+    if not found:
+        raise SystemExit("mutmut not found: python -m pip install 'mutmut>=3.8,<4'")
+    return found
+
+
+def run(module: str, tests: list[str], workdir: Path, fresh: bool, max_children: int | None) -> int:
+    missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
+    if not (ROOT / module).exists() or missing:
+        raise SystemExit(f"not found: {[module] if not (ROOT / module).exists() else []} {missing}")
+    wd = prepare(module, tests, workdir, fresh)
+    env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}    # tests must import the mutants
+    cmd = [mutmut_executable(), "run"] + ([f"--max-children={max_children}"] if max_children else [])
+    print(f"[mutation_report] {module}: mutmut run in {wd} with tests {tests}", flush=True)
+    rc = subprocess.run(cmd, cwd=wd, env=env).returncode
+    print_report(workdir, [module], survivors=False)
+    return rc
+
+
+def results(wd: Path) -> tuple[str, dict[str, str]] | None:
+    """(module, {mutant name: status}) of one work folder, or None when it holds no results yet."""
+    cfg_path = wd / "setup.cfg"
+    if not cfg_path.exists():
+        return None
+    cfg = configparser.ConfigParser()
+    cfg.optionxform = str
+    cfg.read(cfg_path)
+    module = cfg.get("mutmut", "only_mutate", fallback="").split()
+    if len(module) != 1:
+        return None
+    meta = wd / "mutants" / (module[0] + ".meta")
+    if not meta.exists():
+        return module[0], {}
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return module[0], {name: STATUS_BY_EXIT_CODE.get(code, "suspicious") for name, code in codes.items()}
+
+
+def print_report(workdir: Path, modules: list[str] | None, survivors: bool) -> None:
+    rows = []
+    for wd in sorted(p for p in workdir.glob("*") if p.is_dir()):
+        res = results(wd)
+        if res is None or (modules and res[0] not in modules):
+            continue
+        rows.append((wd, *res))
+    if not rows:
+        print(f"no mutation results under {workdir}: run `python scripts/mutation_report.py run MODULE` first")
+        return
+    header = f"{'module':42s} {'mutants':>7s} {'checked':>7s} {'killed':>6s} {'survived':>8s} {'no tests':>8s} " \
+             f"{'timeout':>7s} {'other':>5s} {'kill rate':>9s}"
+    print(header)
+    print("-" * len(header))
+    for wd, module, status in rows:
+        c = Counter(status.values())
+        checked = sum(n for s, n in c.items() if s not in NOT_COUNTED)
+        killed = sum(c[s] for s in KILLED)
+        other = checked - killed - c["survived"] - c["no tests"]
+        rate = f"{100.0 * killed / checked:8.1f}%" if checked else "      n/a"
+        print(f"{module:42s} {len(status):7d} {checked:7d} {c['killed']:6d} {c['survived']:8d} {c['no tests']:8d} "
+              f"{c['timeout']:7d} {other:5d} {rate:>9s}")
+        if survivors:
+            for name in sorted(n for n, s in status.items() if s in ("survived", "no tests", "suspicious")):
+                print(f"    {status[name]:10s} {name}    (cd {wd.relative_to(ROOT) if wd.is_relative_to(ROOT) else wd} "
+                      f"&& mutmut show {name})")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the modules and their test selections (setup.cfg [mutation_report])")
+    r = sub.add_parser("run", help="mutate one module (or --all) and run its targeted tests")
+    r.add_argument("module", nargs="?", help="a key of [mutation_report], e.g. experiments/complexity.py")
+    r.add_argument("--all", action="store_true", help="every module of [mutation_report] in turn")
+    r.add_argument("--fresh", action="store_true", help="discard earlier results of the module(s)")
+    r.add_argument("--max-children", type=int, default=None, help="parallel mutant workers (mutmut default: cores)")
+    r.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    rep = sub.add_parser("report", help="kill rate per module from mutmut's results")
+    rep.add_argument("modules", nargs="*", help="only these modules (default: every module run so far)")
+    rep.add_argument("--survivors", action="store_true", help="list surviving mutants and how to show them")
+    rep.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    args = p.parse_args(argv)
+
+    table = module_table(read_config())
+    if args.command == "list":
+        for module, tests in table.items():
+            print(module)
+            for t in tests:
+                print(f"    {t}")
+        return 0
+    if args.command == "report":
+        print_report(args.workdir, args.modules or None, args.survivors)
+        return 0
+    if args.all == bool(args.module):
+        p.error("give one module or --all")
+    modules = list(table) if args.all else [args.module]
+    unknown = [m for m in modules if m not in table]
+    if unknown:
+        p.error(f"unknown module(s) {unknown}; known: {sorted(table)}")
+    rc = 0
+    for module in modules:
+        rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
