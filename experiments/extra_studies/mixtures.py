@@ -800,7 +800,8 @@ def compare(nst: pd.DataFrame, boot: pd.DataFrame | None, families, products, pe
     (Monte Carlo only). ``dlocal_min``/``dlocal_max``: range of the differences of local slopes along d (the
     misfit, reported beside it). ``geometry_changes_a``: ``yes`` when the Monte Carlo interval lies beyond the
     margin (that of the verdict rule: 1/24, or the ladder resolution of the window if larger), ``no`` when it
-    lies within it, ``inconclusive`` otherwise."""
+    lies within it, ``inconclusive`` otherwise; ``mc_excludes_0``: whether the Monte Carlo interval excludes 0
+    (a difference resolved by the Monte Carlo, possibly smaller than the margin)."""
     from analysis.verdicts import MARGIN, ladder_resolution
 
     half_step = math.log(2) / (2 * per_octave)
@@ -825,7 +826,7 @@ def compare(nst: pd.DataFrame, boot: pd.DataFrame | None, families, products, pe
             margin = max(float(MARGIN["a"]), ladder_resolution(half_step, d.min(), d.max())) if len(d) else np.nan
             row.update(a_mix=fm["a"], a_prod=fp["a"], diff=diff, dlocal_min=min(dl) if dl else np.nan,
                        dlocal_max=max(dl) if dl else np.nan, margin=margin, diff_lo=np.nan, diff_hi=np.nan,
-                       reason="")
+                       mc_excludes_0=None, reason="")
             rep = reps.get((f, s, m))
             if not np.isfinite(diff):
                 row.update(geometry_changes_a="undetermined",
@@ -836,7 +837,7 @@ def compare(nst: pd.DataFrame, boot: pd.DataFrame | None, families, products, pe
                 diffs = [fit_points(d, eps, y)["a"] - fp["a"] for y in _replicate_logn(rep, d, eps)
                          if np.all(np.isfinite(y))]
                 lo, hi = _quantile(diffs, 0.025), _quantile(diffs, 0.975)
-                row.update(diff_lo=lo, diff_hi=hi, boot_ok=len(diffs))
+                row.update(diff_lo=lo, diff_hi=hi, boot_ok=len(diffs), mc_excludes_0=bool(lo > 0 or hi < 0))
                 if lo > margin or hi < -margin:
                     row["geometry_changes_a"] = "yes"
                 elif -margin <= lo and hi <= margin:
@@ -1080,8 +1081,9 @@ def markdown(ctx, prof, fits, ver, cmp, split, stoch, geo, det) -> str:
         parts += ["Does geometry change the d exponent? a_mix − a_product on the common ok (d, ε) (interval: Monte "
                   "Carlo 95%; local-slope differences beside it; `yes` when the interval lies beyond the margin)",
                   render_table(c, ["family", "product", "sampler", "metric", "n_common", "a_mix", "a_prod", "diff [ci]",
-                                   "dlocal", "margin", "geometry_changes_a", "reason"],
-                               headers={"diff [ci]": "diff [MC 95%]", "dlocal": "local-slope diffs"})]
+                                   "mc_excludes_0", "dlocal", "margin", "geometry_changes_a", "reason"],
+                               headers={"diff [ci]": "diff [MC 95%]", "mc_excludes_0": "MC excludes 0",
+                                        "dlocal": "local-slope diffs"})]
     if split is not None and len(split):
         parts += ["mix_iso is a product in rotated coordinates: KL(full) vs KL(span) + KL(complement); "
                   "z = (full − sum) / combined Monte Carlo s.e. (should be O(1)); perp_share = complement / sum",
@@ -1145,6 +1147,8 @@ def analyse(ctx, by: dict) -> dict:
     ``mixtures_stochastic``, ``mixtures_floor``, ``mixtures_geometry``) without recomputing cells."""
     prof = PROFILES[ctx.profile]
     det, prod, split, sto, floor, geo = (by[k] for k in ("det", "product", "split", "sto", "floor", "geometry"))
+    if "failed" in det:             # "" when the cell ran (NaN when read back from a CSV)
+        det = det.assign(failed=det["failed"].astype(object).where(det["failed"].notna(), ""))
     failed = det[det["failed"].astype(str) != ""] if "failed" in det else det.iloc[:0]
     det_ok = det.drop(failed.index)
     ex = exponent_tables(ctx, det_ok, prod)
