@@ -2,7 +2,12 @@
 log-density of ODE samplers by Jacobian tracking, N* exponents with propagated Monte Carlo uncertainty.
 
 Tolerances are Monte Carlo standard errors (5 sigma) or binomial tails; every agreement check has a
-negative control that must fail it.
+negative control that must fail it. The samplers are deterministic but the distances are Monte Carlo, so
+every verdict asserted on the quick profile is checked with root seeds 0 (``result``) and 1 (``reseeded``,
+the deterministic cells and the twins only). Measured (quick, d in {4, 8, 16}, seeds 0 / 1 / 2): ddim
+a = 0.48 / 0.50 / 0.40 (TV; local-slope range + MC about [0.2, 0.75], "loose" or "inconclusive" against
+the claimed 1), dpm_solver_2 a = 0.23 / 0.21 / 0.19 ("loose" against 3/2); a_mix - a_twin between -0.13
+and -0.03, within the margin 0.25 of this short window.
 """
 
 import dataclasses
@@ -11,13 +16,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.fits import ols_hc3
-from analysis.verdicts import contrast_b_minus_ra
+from analysis.exponents import structure_fit
+from analysis.verdicts import verdict
 from experiments import samplers as S
 from experiments.complexity import nstar
 from experiments.distances import quenched_kl
-from experiments.errors import law_error
 from experiments.extra_studies import StudyContext, studies
+from experiments.extra_studies import mixtures as MX
 from experiments.extra_studies.mixtures import (
     FAMILIES,
     Z95,
@@ -29,6 +34,7 @@ from experiments.extra_studies.mixtures import (
 )
 from experiments.laws import gaussian_law
 from experiments.mixture_laws import jacobian_log_density
+from experiments.replicates import replicated_error
 from experiments.targets import GaussianMixture, GroupedGaussian
 
 ANISO = ((0.1, 2.0), (0.5, 0.5))
@@ -40,6 +46,16 @@ def result(tmp_path_factory):
     ctx = StudyContext(profile="quick", seed=0, out=out, figures=out / "figures")
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         return out, studies()["mixtures"].run(ctx)
+
+
+@pytest.fixture(scope="module")
+def reseeded(tmp_path_factory):
+    """The exponent tables of the quick profile with root seed 1 (independent Monte Carlo in every cell)."""
+    out = tmp_path_factory.mktemp("mixtures_seed1")
+    ctx = StudyContext(profile="quick", seed=1, out=out, figures=out / "figures")
+    by = MX.compute(ctx, kinds=("det", "product"))
+    det = by["det"][by["det"]["failed"].astype(str) == ""]
+    return MX.exponent_tables(ctx, det, by["product"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,7 +96,7 @@ def _exact_kl_tv(kernel, gm):
     _, m, c = gm.component_params(0.0)
     cov = c[0] * np.eye(gm.n_columns) if c.ndim == 1 else c[0]
     law = gaussian_law(kernel, GroupedGaussian.from_dense(m[0], cov))
-    tv, _ = law_error(law, "tv_annealed", rng=np.random.default_rng(0))
+    tv = replicated_error(law, "tv_annealed").value           # one law: exact
     return quenched_kl(law, direction="output_target").value, tv
 
 
@@ -160,65 +176,111 @@ def test_isotropic_mixture_is_a_rotated_product():
 
 def test_outputs_written(result):
     out, tables = result
-    for name in ("mixtures_errors.csv", "mixtures_nstar.csv", "mixtures_fits.csv", "mixtures_compare.csv",
-                 "mixtures_split.csv", "mixtures_stochastic.csv", "tables.md", "figures/mixtures_tv_vs_nfe.png",
-                 "figures/mixtures_sqrtkl_vs_nfe.png", "figures/mixtures_nstar_vs_d.png",
-                 "figures/mixtures_stochastic.png"):
+    for name in ("mixtures_cells.csv", "mixtures_errors.csv", "mixtures_nstar.csv", "mixtures_fits.csv",
+                 "mixtures_verdicts.csv", "mixtures_compare.csv", "mixtures_local_slopes.csv", "mixtures_split.csv",
+                 "mixtures_stochastic.csv", "mixtures_stochastic_summary.csv", "tables.md",
+                 "figures/mixtures_tv_vs_nfe.png", "figures/mixtures_sqrtkl_vs_nfe.png",
+                 "figures/mixtures_nstar_vs_d.png", "figures/mixtures_stochastic.png"):
         assert (out / name).stat().st_size > 0
-    assert (tables["mixtures_errors"]["failed"].fillna("").astype(str) == "").all()
+    assert (tables["mixtures_cells"]["failed"].fillna("").astype(str) == "").all()
+    md = (out / "tables.md").read_text()
+    assert "\n# " not in md and "\n## " not in md and "#### Mixtures" in md
+    assert "HC3" not in md                                     # no residual scatter presented as an interval
 
 
 def test_error_decreases_with_cost(result):
-    det = result[1]["mixtures_errors"]
+    det = result[1]["mixtures_cells"]
     for (s, d), part in det.groupby(["sampler", "d"]):
         part = part.sort_values("nfe")
         for metric in ("tv", "sqrt_kl"):
             e, se = zip(*(error_of(r, metric) for _, r in part.iterrows()), strict=True)
             e, se = np.array(e), np.array(se)
             assert e[0] - e[-1] > 5 * np.hypot(se[0], se[-1]), (s, d, metric)
-            x = np.log(part["nfe"].to_numpy(float))
-            fit = ols_hc3(np.log(e), np.column_stack([np.ones_like(x), x]), ["c", "slope"])
-            assert fit["slope_hi"] < 0, (s, d, metric, fit)
+            assert np.polyfit(np.log(part["nfe"].to_numpy(float)), np.log(e), 1)[0] < 0, (s, d, metric)
 
 
-def test_fitted_exponents_have_intervals_or_reasons(result):
+def test_nstar_rows_have_statuses_and_monte_carlo_intervals(result):
+    nst, err = result[1]["mixtures_nstar"], result[1]["mixtures_errors"]
+    assert set(err.loc[err["source"] == "mixture", "gate"]) == {MX.GATE_MC}
+    assert set(err.loc[err["source"] == "product", "gate"]) == {"exact"}
+    assert nst["status"].notna().all()
+    ok = nst[nst["status"] == "ok"]
+    assert len(ok) >= 40 and np.isfinite(ok["nstar"]).all()
+    mix, prod = ok[ok["source"] == "mixture"], ok[ok["source"] == "product"]
+    assert (mix["nstar_log_se"] > 0).all() and (prod["nstar_log_se"] == 0).all()
+    assert (mix["nstar_lo"] < mix["nstar"]).all() and (mix["nstar"] < mix["nstar_hi"]).all()
+
+
+def test_exponent_intervals_say_what_they_are(result):
     fits = result[1]["mixtures_fits"]
-    mix = fits[fits["source"] == "mixture"]
+    mix, prod = fits[fits["source"] == "mixture"], fits[fits["source"] == "product"]
     assert len(mix) == 4                                       # 2 samplers x 2 metrics
-    for _, r in fits.iterrows():
-        finite = np.isfinite(r["a"]) and np.isfinite(r["a_lo"]) and np.isfinite(r["a_hi"])
-        assert finite or str(r["reason"]) not in ("", "nan"), r.to_dict()
     for _, r in mix.iterrows():
-        assert np.isfinite(r["a_all_lo"]) and r["a_all_lo"] < r["a"] < r["a_all_hi"]
-        assert np.isfinite(r["a_boot_lo"]) and r["a_boot_lo"] < r["a_boot_hi"]
-        assert r["a_all_lo"] <= r["a_boot_lo"] and r["a_all_hi"] >= r["a_boot_hi"]   # union
-        # verdicts from the intervals against the registry claims (TV claims d^1 and d^(3/2)): the
-        # measured d exponent lies below the claimed one for both samplers (loose), never above
-        assert r["verdict_a"] == "loose", r.to_dict()
-        assert 0 < r["a"]                                      # the cost does grow with d
+        assert r["interval"] == "local-slope range + MC 95%" and r["boot_ok"] >= 0.9 * MX.PROFILES["quick"].B
+        assert r["a_lo"] <= r["a_local_min"] <= r["a_local_max"] <= r["a_hi"]
+        assert r["a_mc_lo"] <= r["a"] <= r["a_mc_hi"]         # Monte Carlo interval of the joint fit
+    for _, r in prod.iterrows():
+        assert r["interval"] == "local-slope range"
+        assert (r["a_lo"], r["a_hi"]) == (r["a_local_min"], r["a_local_max"])
 
 
-def test_nstar_intervals_bracket_the_estimate(result):
-    nst = result[1]["mixtures_nstar"]
-    mix = nst[(nst["source"] == "mixture") & (nst["crossing"] == "interpolated")]
-    both = mix.dropna(subset=["nstar_lo", "nstar_hi"])
-    assert len(both) >= len(mix) // 2
-    assert (both["nstar_lo"] <= both["nstar"] * (1 + 1e-12)).all()
-    assert (both["nstar_hi"] >= both["nstar"] * (1 - 1e-12)).all()
+def _check_claims(ver):
+    """Verdicts against the registry claims (TV claims: ddim d^1, dpm_solver_2 d^(3/2))."""
+    ver = ver.set_index(["sampler", "metric"])
+    assert len(ver) == 4
+    for (s, m), r in ver.iterrows():
+        assert r["a_lo"] > 0                                   # the cost does grow with d
+        if s == "dpm_solver_2":
+            assert r["verdict_d"] == "loose", r[["a_lo", "a_hi"]].to_dict()
+        else:
+            # ddim's interval ends within 0.1 of claim - margin: "loose" for some seeds, "inconclusive" for others;
+            # its Monte Carlo interval alone is clearly below the claim
+            assert r["verdict_d"] in ("loose", "inconclusive"), r[["a_lo", "a_hi"]].to_dict()
+            assert r["a_mc_hi"] < r["a_claim"] - r["margin_a"]
+        assert r["verdict_d"] != "violated" and r["a_hi"] < r["a_claim"]
+        # negative controls of the rule on the same interval: a claim at the measured exponent is not "loose",
+        # a claim below the interval by more than the margin is "violated"
+        assert verdict(r["a_lo"], r["a_hi"], r["a"], 0.0, r["margin_a"]) != "loose"
+        assert verdict(r["a_lo"], r["a_hi"], r["a_lo"] - r["margin_a"] - 0.05, 0.0, r["margin_a"]) == "violated"
+    # this study's KL is KL(output || target): it tests a TV claim only as an upper proxy (Pinsker)
+    assert set(ver.xs("sqrt_kl", level="metric")["metric_match"]) == {"upper proxy (Pinsker)"}
+
+
+def test_verdicts_against_the_claims(result, reseeded):
+    _check_claims(result[1]["mixtures_verdicts"])
+    _check_claims(reseeded["verdicts"])                         # seed 1: the same assertions hold
+
+
+def _check_geometry(cmp):
+    assert len(cmp) == 4
+    for _, r in cmp.iterrows():
+        assert r["n_common"] >= 4 and r["diff_lo"] <= r["diff"] <= r["diff_hi"]
+        # on d in [4, 16] the geometry moves a by less than the window's resolution (margin 0.25)
+        assert r["geometry_changes_a"] in ("no", "inconclusive"), r.to_dict()
+
+
+def test_geometry_comparison(result, reseeded):
+    _check_geometry(result[1]["mixtures_compare"])
+    _check_geometry(reseeded["compare"])
 
 
 def test_product_twin_structure(result):
-    # exact law mode on the product twin: sqrt KL depends on d and eps through d / eps^2 only, so b = 2a
+    # exact law mode on the product twin: KL is a sum over coordinates, so sqrt KL <= eps depends on d and eps
+    # through d / eps^2 only and N* (log-log interpolation) does too: zero spread at equal d / eps^2
     fits = result[1]["mixtures_fits"]
     twin = fits[(fits["source"] == "product") & (fits["metric"] == "sqrt_kl")]
-    assert len(twin) == 2
-    for _, r in twin.iterrows():
-        _, lo, hi, status = contrast_b_minus_ra(r, 2.0)
-        assert status == "consistent", (r["sampler"], lo, hi)
+    assert len(twin) == 2 and (twin["structure_spread"] < 1e-6).all()
+    # negative control: the same check with the wrong ratio d / eps fails by far
+    nst = result[1]["mixtures_nstar"]
+    for s in twin["sampler"]:
+        part = nst[(nst["target"] == "twin:mix_iso") & (nst["sampler"] == s) & (nst["metric"] == "sqrt_kl")
+                   & (nst["status"] == "ok")]
+        spread = structure_fit(part["d"], part["eps"], np.log(part["nstar"]), 1.0)[3]
+        assert spread > 0.05, (s, spread)
 
 
 def test_density_checks_on_every_cell(result):
-    det = result[1]["mixtures_errors"]
+    det = result[1]["mixtures_cells"]
     # E_P[q/p] = 1 by a CLT z-score; valid where the importance weights have a finite variance of
     # moderate size (chi^2 ~ 2 KL): cells with KL <= 0.2
     small = det[det["kl"] <= 0.2]
@@ -245,6 +307,12 @@ def test_stochastic_metrics_reported(result):
     for d, part in sto.groupby("d"):
         part = part.sort_values("nfe")
         assert part["sw2_lo"].iloc[0] > part["sw2_hi"].iloc[-1], d
+    summary = result[1]["mixtures_stochastic_summary"]
+    with_slope = summary[np.isfinite(summary["slope"])]
+    assert len(with_slope) >= 1
+    for _, r in with_slope.iterrows():                         # Monte Carlo interval around a decreasing W2
+        assert r["slope_lo"] <= r["slope"] <= r["slope_hi"] < 0
+    assert summary.loc[~np.isfinite(summary["slope"]), "reason"].str.len().gt(0).all()
 
 
 @pytest.mark.parametrize("profile", ["quick", "default", "full"])

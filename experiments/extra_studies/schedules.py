@@ -9,7 +9,9 @@ Measurement. The "ve_ei" sampler (experiments/samplers/ve.py) with ``schedule="e
 ``schedule="polynomial"`` (``rho=7``), the same :math:`\hat\sigma_{min} = 0.002`,
 :math:`\hat\sigma_{max} = 80` (EDM's defaults, algorithms_other.md 2.3; OU times
 :math:`T = \tfrac12\log(1+80^2)`, :math:`\delta = \tfrac12\log(1+0.002^2)`) and the same number of steps N,
-started from the exact law at T (no initialisation error), in exact law mode. Score conditions:
+started from the exact law at T (no initialisation error), in exact law mode: one scan
+(:class:`experiments.cells.Scan`) per (target, score condition, schedule), run by
+:func:`experiments.cells.run_scan` (through :func:`run_scans`, one cache folder per scan). Score conditions:
 
 * ``exact``: the exact score (well trained);
 * ``inv_sigma eps``: :class:`experiments.score_error.PerturbedGaussian` with the ``"inv_sigma"`` profile,
@@ -21,22 +23,37 @@ Two target families: ``gauss_aniso`` (the suite's default; data scales 0.3 and 1
 at every noise level between :math:`\hat\sigma_{min}` and :math:`\hat\sigma_{max}`, the situation a
 worst-case bound over data with a finite second moment describes).
 
-Errors: KL(target || output) (exact, closed form) and TV (exact, deterministic sampler) against N.
-Comparison per N: :math:`r_N = \log(\mathrm{err}_{poly}/\mathrm{err}_{exp})` (> 0: exponential better).
-Fit over the window of N where neither TV exceeds 0.95 (saturated TV carries no ranking):
-:math:`r_N = a + b(\log N - \overline{\log N})` with HC3 95% intervals (analysis.fits.ols_hc3), so ``a``
-is the mean log advantage over the window and ``b`` its trend. Winner: ``exponential`` if
-:math:`a_{lo} > 0`, ``polynomial`` if :math:`a_{hi} < 0`, ``tie`` otherwise. The law-mode errors are
-exact, so the interval measures how much the advantage varies over the window, not sampling noise.
-Also: the crossover N (where :math:`r_N` changes sign, log-interpolated, last crossing), the ratio
-:math:`N^*_{poly}/N^*_{exp}` at fixed accuracy levels (experiments.complexity.nstar), and the
-score-error share :math:`1 - \mathrm{err}_{exact}/\mathrm{err}` of each condition.
+Errors: :math:`\sqrt{KL(\text{target}\,\|\,\text{output})}` (``sqrt_kl``, closed form) and the TV of the
+output law (``tv_annealed``; one law, so exact up to the numerical bound ``error_bound`` of the
+characteristic-function inversion) against N. The sampler is deterministic: **no sampling error**, so no
+confidence interval anywhere in this study; the numbers below are exact up to that numerical bound.
+
+Comparison per N: :math:`r_N = \log(\mathrm{err}_{poly}/\mathrm{err}_{exp})` (> 0: exponential better),
+with its numerical tolerance :math:`\tau_N = \mathrm{bound}_{poly}/\mathrm{err}_{poly} +
+\mathrm{bound}_{exp}/\mathrm{err}_{exp}`. Over the window of N where neither TV exceeds 0.95 (saturated
+TV carries no ranking):
+
+================  ==========================================================================
+winner            rule
+================  ==========================================================================
+``exponential``   :math:`r_N > \tau_N` at every N of the window
+``polynomial``    :math:`r_N < -\tau_N` at every N of the window
+``tie``           :math:`|r_N| \le \tau_N` at every N (the curves agree to numerical precision)
+``crossover``     otherwise: which schedule is better depends on N (``crossover_N``: last sign change)
+================  ==========================================================================
+
+Reported beside it (descriptive, no interval): the mean of :math:`r_N` over the window (``r_mean``), its
+range (``r_min``, ``r_max``), the least-squares trend per unit log N (``r_trend``), the error ratio at the
+largest N, and the ratio :math:`N^*_{poly}/N^*_{exp}` at fixed accuracies from the suite's N* table
+(:func:`experiments.complexity.nstar_table`; only rows whose ``status`` is ``ok`` on both sides).
 
 Negative controls (tests): swapping the schedule labels must flip every winner; comparing a schedule
 with itself must give ``tie``.
 
-Outputs: ``schedules_errors.csv``, ``schedules_compare.csv`` (per N), ``schedules_fits.csv`` (per
-target, condition, metric, with the WHT verdict), ``tables.md``; figure ``schedules.png``.
+Outputs: ``errors.csv`` (the suite's error rows plus ``base_target``, ``condition``, ``eps_score``,
+``schedule``, ``N``, ``score_share``), ``nstar.csv``, ``schedules_compare.csv`` (per N),
+``schedules_fits.csv`` (per target, condition, metric, with the WHT verdict), ``schedules_nstar_ratios.csv``,
+``tables.md``; figure ``schedules.png``.
 """
 
 from __future__ import annotations
@@ -49,21 +66,28 @@ import numpy as np
 import pandas as pd
 
 from experiments.cache import atomic_write_text
-from experiments.cells import code_version
-from experiments.complexity import cost_ladder, nstar
-from experiments.errors import law_error
-from experiments.extra_studies import Study, run_cached
-from experiments.laws import gaussian_law
-from experiments.samplers import get as get_sampler
+from experiments.cells import Scan, run_scan
+from experiments.complexity import cost_ladder, nstar_table
+from experiments.executors import imap
+from experiments.extra_studies import Study
 from experiments.score_error import ScoreErrorFamily
 from experiments.studies import GaussianFamily, get_target
 
+NAME = "schedules"
+SAMPLER = "ve_ei"
 SIGMA_MIN, SIGMA_MAX, RHO = 0.002, 80.0, 7.0
 T_MAX = 0.5 * float(np.log1p(SIGMA_MAX**2))
 DELTA = 0.5 * float(np.log1p(SIGMA_MIN**2))
 SCHEDULES = ("exponential", "polynomial")
+METRICS = ("sqrt_kl", "tv_annealed")
 TV_SATURATED = 0.95
-LEVELS = {"kl": (0.1, 0.03, 0.01), "tv": (0.2, 0.1, 0.05)}
+#: accuracies of the N* comparison (both metrics)
+LEVELS = (0.2, 0.1, 0.05)
+#: served to every scan only so that it runs its whole ladder (a scan stops once every served eps is met
+#: twice); its N* rows are not reported
+FULL_LADDER_EPS = 1e-9
+#: floor of the numerical tolerance of r_N (rounding of identical computations)
+ROUNDING = 1e-12
 
 MULTISCALE = GaussianFamily(
     "gauss_multiscale", tuple(10.0**k for k in range(-5, 4)), (0.0,) * 9, (1.0 / 9,) * 9,
@@ -97,53 +121,92 @@ def condition_name(eps: float) -> str:
     return "exact" if eps == 0 else f"inv_sigma {eps:g}"
 
 
-def _cell(item: dict) -> dict:
-    fam = ScoreErrorFamily(family(item["target"]), item["eps_score"], profile="inv_sigma")
-    kernel = get_sampler("ve_ei").make(item["N"], T=T_MAX, delta=DELTA, schedule=item["schedule"], rho=RHO)
-    law = gaussian_law(kernel, fam.at(item["d"]))
-    root_kl, _ = law_error(law, "sqrt_kl", rng=np.random.default_rng(0))
-    tv, _ = law_error(law, "tv_annealed", rng=np.random.default_rng(0))   # exact: deterministic sampler
-    return {"kl": root_kl**2, "tv": tv, "nfe": float(np.mean(law.nfe))}
+def condition_family(target: str, eps: float):
+    base = family(target)
+    return base if eps == 0 else ScoreErrorFamily(base, float(eps), profile="inv_sigma")
 
 
-def _key(item: dict) -> str:
-    ident = dict(item, code=code_version(), study="schedules", T=T_MAX, delta=DELTA, rho=RHO)
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+def plan(ctx, prof: Profile, *, targets=None, conditions=None, schedules=SCHEDULES) -> tuple[list, dict]:
+    """Scans of the profile (optionally restricted) and ``{scan target name: (base target, eps_score)}``."""
+    Ns = tuple(cost_ladder(prof.ladder[0], prof.ladder[1], prof.per_octave))
+    pairs = tuple((prof.d, e) for e in LEVELS + (FULL_LADDER_EPS,))
+    scans, names = [], {}
+    for t in prof.targets if targets is None else targets:
+        for e in (0.0,) + tuple(prof.eps) if conditions is None else conditions:
+            fam = condition_family(t, e)
+            names[fam.name] = (t, float(e))
+            for s in schedules:
+                params = tuple(sorted(dict(T=T_MAX, delta=DELTA, schedule=s, rho=RHO).items()))
+                scans.append(Scan(study=NAME, profile=ctx.profile, sampler=SAMPLER, variant=s, family=fam,
+                                  params=params, costs=Ns, pairs=pairs, metrics=METRICS, n_draws=1,
+                                  root_seed=ctx.seed))
+    return scans, names
 
 
-def compute(ctx) -> pd.DataFrame:
-    prof = PROFILES[ctx.profile]
-    Ns = cost_ladder(prof.ladder[0], prof.ladder[1], prof.per_octave)
-    items = [{"target": t, "d": prof.d, "eps_score": float(e), "schedule": s, "N": int(N)}
-             for t in prof.targets for e in (0.0,) + tuple(prof.eps) for s in SCHEDULES for N in Ns]
-    results = run_cached(ctx, items, _cell, _key)
-    rows = [{**it, "condition": condition_name(it["eps_score"]), **results[i], "sigma_min": SIGMA_MIN,
-             "sigma_max": SIGMA_MAX, "rho": RHO, "seed": ctx.seed, "profile": ctx.profile, "code_version": code_version()}
-            for i, it in enumerate(items)]
-    df = pd.DataFrame(rows)
-    exact = df[df["eps_score"] == 0].set_index(["target", "schedule", "N"])
-    for m in ("kl", "tv"):
-        ref = np.array([exact.loc[(t, s, n), m] for t, s, n in zip(df["target"], df["schedule"], df["N"])])
-        df[f"score_share_{m}"] = 1.0 - ref / df[m]
+def _run_one(job):
+    scan, cache_dir = job
+    return run_scan(scan, cache_dir=cache_dir)
+
+
+def run_scans(ctx, scans) -> pd.DataFrame:
+    """:func:`experiments.extra_studies.run_scans` with one cache folder per scan (the error rows only: the
+    sampler is deterministic). Private workaround: :class:`experiments.cache.CellCache` removes every
+    ``.*.tmp`` file of its folder when it is opened, so process-pool workers that share one folder delete each
+    other's files in flight (``FileNotFoundError`` with ``--jobs 2``)."""
+    jobs = []
+    for s in scans:
+        ident = json.dumps([s.sampler, s.variant, s.target, dict(s.params)], sort_keys=True, default=str)
+        jobs.append((s, str(ctx.out / "cache" / f"scan-{hashlib.sha256(ident.encode()).hexdigest()[:16]}")))
+    rows = []
+    for _, result in imap(_run_one, jobs, executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
+        rows.extend(result["errors"])
+    return pd.DataFrame(rows)
+
+
+def _served(scans) -> dict:
+    """The eps each scan serves, without :data:`FULL_LADDER_EPS` (see :func:`nstar_table`)."""
+    served = {}
+    for s in scans:
+        key = (s.sampler, s.variant, s.target, json.dumps(dict(s.params), sort_keys=True))
+        served.setdefault(key, set()).update(p for p in s.pairs if p[1] != FULL_LADDER_EPS)
+    return served
+
+
+def label(errors: pd.DataFrame, names: dict) -> pd.DataFrame:
+    """The study's columns on the suite's error rows: base target, condition, schedule, N, score share."""
+    df = errors.copy()
+    df["base_target"] = [names[t][0] for t in df["target"]]
+    df["eps_score"] = [names[t][1] for t in df["target"]]
+    df["condition"] = [condition_name(e) for e in df["eps_score"]]
+    df["schedule"] = df["variant"]
+    df["N"] = df["cost"].astype(int)
+    exact = df[df["eps_score"] == 0].set_index(["base_target", "schedule", "N", "metric"])["error"]
+    ref = np.array([exact.get((t, s, n, m), np.nan) for t, s, n, m in
+                    zip(df["base_target"], df["schedule"], df["N"], df["metric"], strict=True)])
+    df["score_share"] = 1.0 - ref / df["error"]
     return df
 
 
 def compare(errors: pd.DataFrame, labels=SCHEDULES) -> pd.DataFrame:
-    """Per (target, condition, metric, N): r = log(err[labels[1]] / err[labels[0]]) and the winner there.
+    """Per (target, condition, metric, N): r = log(err[labels[1]] / err[labels[0]]), its numerical tolerance
+    and the better schedule there.
 
     ``labels`` names which schedule plays "exponential" (first) and "polynomial" (second); the
     negative controls pass them swapped, or twice the same."""
     first, second = labels
     rows = []
-    for (target, cond, N), part in errors.groupby(["target", "condition", "N"], sort=False):
+    tv = errors[errors["metric"] == "tv_annealed"].set_index(["base_target", "condition", "N", "schedule"])["error"]
+    for (target, cond, m, N), part in errors.groupby(["base_target", "condition", "metric", "N"], sort=False):
         byS = part.set_index("schedule")
-        for m in ("kl", "tv"):
-            e1, e2 = float(byS.loc[first, m]), float(byS.loc[second, m])
-            r = float(np.log(e2 / e1))
-            rows.append({"target": target, "condition": cond, "eps_score": float(part["eps_score"].iloc[0]),
-                         "metric": m, "N": int(N), "err_first": e1, "err_second": e2, "log_ratio": r,
-                         "saturated": max(float(byS.loc[first, "tv"]), float(byS.loc[second, "tv"])) > TV_SATURATED,
-                         "better": first if r > 0 else (second if r < 0 else "tie")})
+        e1, e2 = float(byS.loc[first, "error"]), float(byS.loc[second, "error"])
+        tol = float(byS.loc[first, "error_bound"]) / e1 + float(byS.loc[second, "error_bound"]) / e2
+        tol = max(tol, ROUNDING)
+        r = float(np.log(e2 / e1))
+        rows.append({"target": target, "condition": cond, "eps_score": float(part["eps_score"].iloc[0]),
+                     "metric": m, "N": int(N), "err_first": e1, "err_second": e2, "log_ratio": r, "tolerance": tol,
+                     "saturated": max(float(tv.loc[(target, cond, N, first)]),
+                                      float(tv.loc[(target, cond, N, second)])) > TV_SATURATED,
+                     "better": first if r > tol else (second if r < -tol else "tie")})
     return pd.DataFrame(rows)
 
 
@@ -158,41 +221,57 @@ def _crossover(N, r) -> float:
     return float(np.exp(x0 + (0 - r[i]) * (x1 - x0) / (r[i + 1] - r[i])))
 
 
-def fit_compare(cmp: pd.DataFrame, labels=SCHEDULES) -> pd.DataFrame:
-    from analysis.fits import ols_hc3
+def winner_of(r, tol, labels=SCHEDULES) -> str:
+    """The window's winner from exact log ratios ``r`` and their tolerances (module docstring)."""
+    r, tol = np.asarray(r, float), np.asarray(tol, float)
+    if r.size == 0:
+        return "undetermined"
+    if np.all(np.abs(r) <= tol):
+        return "tie"
+    if np.all(r > tol):
+        return labels[0]
+    if np.all(r < -tol):
+        return labels[1]
+    return "crossover"
 
-    first, second = labels
+
+def fit_compare(cmp: pd.DataFrame, labels=SCHEDULES) -> pd.DataFrame:
+    """Per (target, condition, metric): the winner over the unsaturated window and descriptive summaries."""
     rows = []
     for (target, cond, m), part in cmp.groupby(["target", "condition", "metric"], sort=False):
         part = part.sort_values("N")
         win = part[~part["saturated"]]
         lx = np.log(win["N"].to_numpy(float))
         r = win["log_ratio"].to_numpy(float)
-        X = np.column_stack([np.ones_like(lx), lx - lx.mean()]) if len(lx) else np.zeros((0, 2))
-        if len(r) and np.ptp(r) == 0 and len(r) > 2:        # identical curves: exact zero spread
-            fit = {"a": float(r[0]), "a_lo": float(r[0]), "a_hi": float(r[0]), "b": 0.0, "b_lo": 0.0, "b_hi": 0.0,
-                   "reason": "constant log ratio"}
-        else:
-            fit = ols_hc3(r, X, ["a", "b"])
-        winner = (first if fit["a_lo"] > 0 else second if fit["a_hi"] < 0 else "tie") \
-            if np.isfinite(fit["a_lo"]) and np.isfinite(fit["a_hi"]) else "undetermined"
-        row = {"target": target, "condition": cond, "eps_score": float(part["eps_score"].iloc[0]), "metric": m,
-               "n": len(r), "N_min": int(win["N"].min()) if len(r) else np.nan,
-               "N_max": int(win["N"].max()) if len(r) else np.nan,
-               "a": fit["a"], "a_lo": fit["a_lo"], "a_hi": fit["a_hi"], "b": fit["b"], "b_lo": fit["b_lo"],
-               "b_hi": fit["b_hi"], "winner": winner, "ratio_at_Nmax": float(np.exp(r[-1])) if len(r) else np.nan,
-               "crossover_N": _crossover(part["N"].to_numpy(float), part["log_ratio"].to_numpy(float)),
-               "reason": fit.get("reason", "")}
-        nfe = part["N"].to_numpy(float)
-        for lev in LEVELS[m]:
-            n1, c1 = nstar(nfe, part["err_first"].to_numpy(float), lev)
-            n2, c2 = nstar(nfe, part["err_second"].to_numpy(float), lev)
-            row[f"nstar_ratio@{lev:g}"] = n2 / n1 if (c1 == c2 == "interpolated") else np.nan
-        rows.append(row)
+        trend = float(np.polyfit(lx, r, 1)[0]) if len(r) >= 2 else np.nan
+        rows.append({"target": target, "condition": cond, "eps_score": float(part["eps_score"].iloc[0]), "metric": m,
+                     "n": len(r), "N_min": int(win["N"].min()) if len(r) else np.nan,
+                     "N_max": int(win["N"].max()) if len(r) else np.nan,
+                     "r_mean": float(r.mean()) if len(r) else np.nan, "r_min": float(r.min()) if len(r) else np.nan,
+                     "r_max": float(r.max()) if len(r) else np.nan, "r_trend": trend,
+                     "tolerance_max": float(win["tolerance"].max()) if len(r) else np.nan,
+                     "winner": winner_of(r, win["tolerance"], labels),
+                     "ratio_at_Nmax": float(np.exp(r[-1])) if len(r) else np.nan,
+                     "crossover_N": _crossover(win["N"].to_numpy(float), r) if len(r) else np.nan})
     return pd.DataFrame(rows)
 
 
-def wht_verdicts(fits: pd.DataFrame) -> pd.DataFrame:
+def nstar_ratios(nst: pd.DataFrame, names: dict, labels=SCHEDULES) -> pd.DataFrame:
+    """N*_second / N*_first at each (target, condition, metric, eps) where both N* rows are ``ok``."""
+    first, second = labels
+    df = nst.assign(base_target=[names[t][0] for t in nst["target"]],
+                    condition=[condition_name(names[t][1]) for t in nst["target"]])
+    keys = ["base_target", "condition", "metric", "eps"]
+    a = df[df["variant"] == first].set_index(keys)
+    b = df[df["variant"] == second].set_index(keys)
+    out = pd.merge(a[["nstar", "status"]], b[["nstar", "status"]], left_index=True, right_index=True, how="outer",
+                   suffixes=("_first", "_second"))
+    ok = (out["status_first"] == "ok") & (out["status_second"] == "ok")
+    out["ratio"] = np.where(ok, out["nstar_second"] / out["nstar_first"], np.nan)
+    return out.reset_index().rename(columns={"base_target": "target"})
+
+
+def wht_verdicts(fits: pd.DataFrame, ratios: pd.DataFrame | None = None) -> pd.DataFrame:
     """The WHT conclusion per row: exact score -> exponential claimed; the largest error -> polynomial claimed."""
     out = fits.copy()
     largest = out.groupby("target")["eps_score"].transform("max")
@@ -200,27 +279,32 @@ def wht_verdicts(fits: pd.DataFrame) -> pd.DataFrame:
                        np.where(out["eps_score"] == largest, "polynomial", ""))
     out["claim"] = claimed
     out["agrees"] = np.where(claimed == "", "", np.where(out["winner"] == claimed, "yes",
-                             np.where(out["winner"] == "tie", "tie", "no")))
+                             np.where(out["winner"].isin(["tie", "crossover"]), out["winner"], "no")))
+    if ratios is not None and len(ratios):
+        for lev in LEVELS:
+            sub = ratios[ratios["eps"] == lev].set_index(["target", "condition", "metric"])["ratio"]
+            out[f"nstar_ratio@{lev:g}"] = [sub.get((t, c, m), np.nan) for t, c, m in
+                                           zip(out["target"], out["condition"], out["metric"], strict=True)]
     return out
 
 
 def figure(errors: pd.DataFrame, cmp: pd.DataFrame, path) -> None:
     from matplotlib.figure import Figure
 
-    from analysis.figures import _colors
+    from analysis.figures import _colors, _save
 
-    targets = list(dict.fromkeys(errors["target"]))
+    targets = list(dict.fromkeys(errors["base_target"]))
     conds = list(dict.fromkeys(errors["condition"]))
-    fig = Figure(figsize=(12, 4.2 * len(targets)))
+    fig = Figure(figsize=(12, 4.2 * len(targets)), layout="constrained")
     axes = fig.subplots(len(targets), 2, squeeze=False)
-    colors = dict(zip(conds, _colors(len(conds))))
-    for row, t in zip(axes, targets):
+    colors = dict(zip(conds, _colors(len(conds)), strict=True))
+    for row, t in zip(axes, targets, strict=True):
         ax = row[0]
         for c in conds:
-            for s, style in zip(SCHEDULES, ("o-", "s--")):
-                part = errors[(errors["target"] == t) & (errors["condition"] == c) & (errors["schedule"] == s)]
-                part = part.sort_values("N")
-                ax.plot(part["N"], part["kl"], style, color=colors[c], ms=3.5, lw=1.2, label=f"{c}, {s}")
+            for s, style in zip(SCHEDULES, ("o-", "s--"), strict=True):
+                part = errors[(errors["base_target"] == t) & (errors["condition"] == c) & (errors["schedule"] == s)
+                              & (errors["metric"] == "sqrt_kl")].sort_values("N")
+                ax.plot(part["N"], part["error"] ** 2, style, color=colors[c], ms=3.5, lw=1.2, label=f"{c}, {s}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N (steps = score evaluations)")
@@ -230,51 +314,64 @@ def figure(errors: pd.DataFrame, cmp: pd.DataFrame, path) -> None:
         ax.legend(fontsize="x-small", ncol=1 + (len(conds) > 3), loc="lower left")
         ax = row[1]
         for c in conds:
-            for m, style in (("kl", "o-"), ("tv", "^:")):
+            for m, style, lab in (("sqrt_kl", "o-", "√KL"), ("tv_annealed", "^:", "TV")):
                 part = cmp[(cmp["target"] == t) & (cmp["condition"] == c) & (cmp["metric"] == m)].sort_values("N")
                 ax.plot(part["N"], np.exp(part["log_ratio"]), style, color=colors[c], ms=3.5, lw=1.2,
-                        label=f"{c}, {m.upper()}")
+                        label=f"{c}, {lab}")
         ax.axhline(1.0, color="0.3", lw=1.0)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N")
         ax.set_ylabel("error(polynomial) / error(exponential)")
-        ax.set_title(f"{t}: above 1 = exponential better", fontsize="medium")
+        ax.set_title(f"{t}: above 1 = exponential better (exact law mode)", fontsize="medium")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="x-small", ncol=1 + (len(conds) > 3), loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path.with_suffix(""))
 
 
-def markdown(fits: pd.DataFrame) -> str:
+def markdown(fits: pd.DataFrame, ctx, prof: Profile) -> str:
     from analysis.tables import render_table
 
-    ratio_cols = [c for c in fits.columns if c.startswith("nstar_ratio@")]
-    parts = ["# Schedules (Wang, He & Tao): exponential vs polynomial (EDM, rho = 7) for VE-EI\n",
-             f"sigma_min = {SIGMA_MIN}, sigma_max = {SIGMA_MAX}, exact start at sigma_max. "
-             "a = mean of log(err_poly / err_exp) over the unsaturated N window (> 0: exponential better), "
-             "HC3 95% CI; b = its trend per unit log N. N* ratio = N*_poly / N*_exp at the stated accuracy "
-             "(KL levels for kl, TV levels for tv; n/a when a curve does not cross the level).\n"]
-    for m in ("kl", "tv"):
-        sub = fits[fits["metric"] == m]
-        cols = ["target", "condition", "a [ci]", "b [ci]", "winner", "claim", "agrees", "crossover_N", "ratio_at_Nmax"]
-        cols += [f"nstar_ratio@{x:g}" for x in LEVELS[m] if f"nstar_ratio@{x:g}" in ratio_cols]
-        parts.append(f"\n## metric {m}\n")
-        parts.append(render_table(sub, cols, digits=3))
-    return "\n".join(parts)
+    parts = ["<!-- generated by experiments.extra_studies.schedules from the tables; do not edit by hand -->",
+             f"#### Schedules (Wang, He & Tao): exponential vs polynomial (EDM, rho = 7) for VE-EI "
+             f"(d = {prof.d}, profile {ctx.profile})",
+             f"sigma_min = {SIGMA_MIN}, sigma_max = {SIGMA_MAX}, exact start at sigma_max, exact law mode (no sampling "
+             "error: no confidence intervals). r = log(err_poly / err_exp) at each N of the window where neither TV "
+             f"exceeds {TV_SATURATED} (> 0: exponential better). Winner: the same sign at every N of the window "
+             "beyond the numerical tolerance (bound of the TV inversion), else crossover (tie: equal to numerical "
+             "precision). r mean, range and trend (least squares per unit log N) are descriptive. N* ratio = "
+             "N*_poly / N*_exp at the stated accuracy (n/a: a curve does not reach it on the ladder)."]
+    for m, title in (("sqrt_kl", "sqrt KL(target || output)"), ("tv_annealed", "TV of the output law")):
+        sub = fits[fits["metric"] == m].copy()
+        sub["r_range"] = [f"[{a:.3f}, {b:.3f}]" if np.isfinite(a) else "n/a"
+                          for a, b in zip(sub["r_min"], sub["r_max"], strict=True)]
+        cols = ["target", "condition", "r_mean", "r_range", "r_trend", "winner", "claim", "agrees", "crossover_N",
+                "ratio_at_Nmax"]
+        cols += [c for c in sub.columns if c.startswith("nstar_ratio@")]
+        parts.append(f"Metric {title}")
+        parts.append(render_table(sub, cols, headers={"r_range": "r range", "r_trend": "r trend"}, digits=3))
+    return "\n\n".join(parts) + "\n"
 
 
 def run(ctx) -> dict:
-    errors = compute(ctx)
+    if ctx.profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {ctx.profile!r}")
+    prof = PROFILES[ctx.profile]
+    scans, names = plan(ctx, prof)
+    errors = run_scans(ctx, scans)                     # deterministic sampler: no replicate rows
+    errors = label(errors, names)
+    nst, _ = nstar_table(errors, None, served=_served(scans))
     cmp = compare(errors)
-    fits = wht_verdicts(fit_compare(cmp))
-    atomic_write_text(ctx.out / "schedules_errors.csv", errors.to_csv(index=False))
-    atomic_write_text(ctx.out / "schedules_compare.csv", cmp.to_csv(index=False))
-    atomic_write_text(ctx.out / "schedules_fits.csv", fits.to_csv(index=False))
-    atomic_write_text(ctx.out / "tables.md", markdown(fits))
+    ratios = nstar_ratios(nst, names)
+    fits = wht_verdicts(fit_compare(cmp), ratios)
+    out = {"errors": errors, "nstar": nst, "schedules_compare": cmp, "schedules_fits": fits,
+           "schedules_nstar_ratios": ratios}
+    for name, df in out.items():
+        atomic_write_text(ctx.out / f"{name}.csv", df.to_csv(index=False))
+    atomic_write_text(ctx.out / "tables.md", markdown(fits, ctx, prof))
     figure(errors, cmp, ctx.figures / "schedules.png")
-    return {"schedules_errors": errors, "schedules_compare": cmp, "schedules_fits": fits}
+    return out
 
 
-STUDY = Study("schedules", "VE-EI: exponential vs polynomial (EDM) schedule, exact and 1/sigma score error (Wang-He-Tao)",
+STUDY = Study(NAME, "VE-EI: exponential vs polynomial (EDM) schedule, exact and 1/sigma score error (Wang-He-Tao)",
               run)
