@@ -85,6 +85,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,7 @@ from scipy.special import ndtr
 from experiments.cells import Scan, law_code
 from experiments.classes import TheoremClass, theorem_class
 from experiments.complexity import cost_ladder, nstar_detail
-from experiments.extra_studies import Study, run_cached, run_scans
+from experiments.extra_studies import Study, run_cached
 from experiments.internal import REPLICATE_GROUPS, LatinHypercube, block_seed
 from experiments.laws import gaussian_law
 from experiments.samplers import get as get_sampler
@@ -107,7 +108,7 @@ FIXED_TARGETS = ("gauss_aniso",)
 #: the claim's metric -> the measured metric the search maximises
 CLAIM_METRIC = {"tv": "tv_annealed", "kl": "sqrt_kl"}
 #: the main study's ladders: (smallest cost, largest cost, multiple)
-LADDERS = {"ddim": (8, 2**16, 1), "ddpm": (8, 2**16, 1), "li_jiao": (40, 2**13, 10),
+LADDERS = {"ddim": (8, 2**15, 1), "ddpm": (8, 2**15, 1), "li_jiao": (40, 2**13, 10),
            "gupta_cai_chen": (16, 2**15, 1), "ddram": (8, 2**13, 1), "dpm_solver_2": (4, 2**13, 1)}
 SPACES = ("iso", "two_groups", "degenerate", "named")
 #: deterministic TV: the proxy's best candidates per (d, eps) re-ranked by their exact TV
@@ -180,7 +181,8 @@ def _logscale(lo: float, hi: float, u: float) -> float:
 
 
 def n_continuous(space: str) -> int:
-    return {"iso": 2, "two_groups": 2, "degenerate": 1, "named": 0}[space]
+    """Number of continuous parameters of a space (0 for the fixed named instances)."""
+    return {"iso": 2, "iso_centered": 1, "two_groups": 2, "degenerate": 1}.get(space, 0)
 
 
 def decode(space: str, cls: TheoremClass, u, fixed=(), refined: bool = False) -> Candidate:
@@ -192,6 +194,8 @@ def decode(space: str, cls: TheoremClass, u, fixed=(), refined: bool = False) ->
         s = _logscale(lo, M2, u[0])
         m = u[1] * math.sqrt(max(M2 - s, 0.0))
         return Candidate(space, (s,), (m,), (1.0,), u, (), refined)
+    if space == "iso_centered":
+        return Candidate(space, (_logscale(lo, M2, u[0]),), (0.0,), (1.0,), u, (), refined)
     if space == "two_groups":
         (f,) = fixed
         s1 = _logscale(lo, M2, u[0])
@@ -201,7 +205,7 @@ def decode(space: str, cls: TheoremClass, u, fixed=(), refined: bool = False) ->
         (f,) = fixed
         s = _logscale(lo, (M2 - f * lo) / (1.0 - f), u[0])
         return Candidate(space, (lo, s), (0.0, 0.0), (f, round(1.0 - f, 12)), u, (f,), refined)
-    raise ValueError(f"space must be one of {SPACES[:-1]} for decode, got {space!r}")
+    raise ValueError(f"space must be one of iso, iso_centered, two_groups, degenerate for decode, got {space!r}")
 
 
 def named_instances(cls: TheoremClass) -> list[Candidate]:
@@ -229,6 +233,8 @@ def grid_candidates(cls: TheoremClass, level: str, spaces=SPACES) -> list[Candid
     if "iso" in spaces:
         n_s, rhos = g["iso"]
         out += [decode("iso", cls, (us, r)) for us in np.linspace(0, 1, n_s) for r in rhos]
+    if "iso_centered" in spaces:
+        out += [decode("iso_centered", cls, (us,)) for us in np.linspace(0, 1, g["iso"][0])]
     if "two_groups" in spaces:
         fs, n = g["two_groups"]
         grid = np.linspace(0, 1, n)
@@ -741,6 +747,33 @@ def refine(state: _Sweep, cls: TheoremClass, cand: Candidate, d: int, cost: int,
     return new, rec
 
 
+def maximise_error(sampler: str, cls: TheoremClass, space: str, d: int, cost: int, *, params: dict | None = None,
+                   level: str = "quick", maxiter: int = 30, n_draws: int = 32, n_mc: int = 4000, seed: int = 0):
+    """The largest error at (d, cost) over one space: its coarse grid, then :func:`refine` from the best grid
+    point (the search's two steps at one cell). Metric: the claim's (exact for deterministic samplers).
+    Returns ``(candidate, error, grid errors {label: error}, refinement log)``."""
+    from types import SimpleNamespace
+
+    spec = get_sampler(sampler)
+    params = dict(spec.defaults if params is None else params)
+    metric = CLAIM_METRIC[spec.claim.metric]
+    kind = "sqrt_kl" if metric == "sqrt_kl" else ("tv_annealed" if spec.randomized else "tv_mc")
+    state = SimpleNamespace(sampler=sampler, params=params, n_draws=n_draws if spec.randomized else 1, seed=seed,
+                            kind=kind, n_mc=n_mc)
+    grid = [c for c in grid_candidates(cls, level, (space,)) if check_candidate(cls, c, [d])[0]]
+    dic = Dictionary(grid)
+    mean, var, tm, tv = column_laws(sampler, params, cost, dic.variances, dic.means, state.n_draws, seed)[:4]
+    exact = "tv_exact" if kind == "tv_mc" else kind
+    errs = [metric_value(exact, mean[:, idx], var[:, idx], tm[idx], tv[idx], multiplicities(c, d),
+                         rng=_mc_rng(seed, "refine", d, cost), n_mc=n_mc) for c, idx in zip(grid, dic.index, strict=True)]
+    best = int(np.argmax(errs))
+    if n_continuous(space) == 0:
+        return grid[best], errs[best], {c.label: e for c, e in zip(grid, errs, strict=True)}, {}
+    new, rec = refine(state, cls, grid[best], d, cost, maxiter)
+    cand, val = (new, rec["error_refined"]) if new is not None else (grid[best], errs[best])
+    return cand, val, {c.label: e for c, e in zip(grid, errs, strict=True)}, rec
+
+
 def _finalists(proxy: list[dict], n_final: int):
     """Finalists: the proxy arg-max targets of the cells, at most ``n_final`` (most cells won first, then the
     largest proxy N*). Returns the finalist names and, per cell, (proxy arg-max, best-ranked finalist)."""
@@ -829,8 +862,6 @@ def _search_key(item: dict) -> str:
 
 
 def _module_hash() -> str:
-    from pathlib import Path
-
     import experiments
 
     root = Path(experiments.__file__).parent
@@ -949,14 +980,44 @@ def structure_rows(ver: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _scan_cache_dir(root: str, scan: Scan) -> str:
+    ident = json.dumps([scan.sampler, scan.variant, repr(scan.family), list(map(list, scan.params))], sort_keys=True)
+    return str(Path(root) / ("scan-" + hashlib.sha256(ident.encode()).hexdigest()[:16]))
+
+
+def _run_one_scan(scan: Scan, root: str) -> dict:
+    from experiments.cells import run_scan
+
+    return run_scan(scan, cache_dir=_scan_cache_dir(root, scan))
+
+
+def _run_scans(ctx, scans: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`experiments.extra_studies.run_scans` with one cache folder per scan: opening a
+    :class:`~experiments.cache.CellCache` removes the temporary files of its folder, including those that a
+    concurrent worker is writing, so workers must not share a folder (reported to the lead)."""
+    from functools import partial
+
+    from experiments.executors import imap
+
+    rows, reps, stats = [], [], []
+    for _, result in imap(partial(_run_one_scan, root=str(ctx.out / "cache" / "scans")), scans,
+                          executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
+        rows.extend(result["errors"])
+        reps.extend(result["replicates"])
+        stats.append(result["stats"]["cpu_seconds"])
+    ctx.scan_cpu_seconds = float(sum(stats))
+    return pd.DataFrame(rows), pd.DataFrame(reps)
+
+
 def run(ctx):
     from experiments.cache import atomic_write_text
     from experiments.complexity import nstar_table
 
+    wall = time.time()
     if ctx.profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {ctx.profile!r}")
     P = dict(PROFILES[ctx.profile])
-    for opt in ("samplers", "dims", "eps"):           # optional overrides (python -m experiments.extra_studies.hardest)
+    for opt in ("samplers", "dims", "eps", "variants"):   # optional overrides (python -m experiments.extra_studies.hardest)
         if getattr(ctx, opt, None):
             P[opt] = tuple(getattr(ctx, opt))
     items = plan_search(ctx, P, P["samplers"])
@@ -964,7 +1025,7 @@ def run(ctx):
     results = run_cached(ctx, items, search_cell, _search_key,
                          order=lambda it: -int(get_sampler(it["sampler"]).randomized))
     scans, finalists = final_scans(ctx, P, items, results)
-    errors, replicates = run_scans(ctx, scans) if scans else (pd.DataFrame(), pd.DataFrame())
+    errors, replicates = _run_scans(ctx, scans) if scans else (pd.DataFrame(), pd.DataFrame())
     nst, nst_reps = nstar_table(errors, replicates, scans) if scans else (pd.DataFrame(), pd.DataFrame())
     det_rows = [r for res in results for r in res["final_nstar"]]
     if det_rows:
@@ -982,6 +1043,13 @@ def run(ctx):
     for name, df in tables.items():
         atomic_write_text(ctx.out / f"{name}.csv", df.to_csv(index=False))
     atomic_write_text(ctx.out / "tables.md", markdown(ctx, P, tables))
+    meta = {"profile": ctx.profile, "seed": ctx.seed, "samplers": list(P["samplers"]), "dims": list(P["dims"]),
+            "eps": list(P["eps"]), "executor": ctx.executor, "jobs": ctx.jobs,
+            "search_cpu_seconds": round(float(tables["search"]["cpu_seconds"].sum()), 1),
+            "scan_cpu_seconds": round(getattr(ctx, "scan_cpu_seconds", 0.0), 1),
+            "wall_seconds": round(time.time() - wall, 1),
+            "note": "CPU seconds of cells computed in this run (cached cells count 0 in scans, their first cost in search)"}
+    atomic_write_text(ctx.out / "metadata.json", json.dumps(meta, indent=2))
     figure(tables, ctx.figures / "hardest_nstar_vs_d.png")
     return tables
 
@@ -1165,7 +1233,6 @@ def main(argv=None) -> int:
     the study with the options that ``python -m experiments.scaling hardest`` does not pass yet."""
     import argparse
     import sys
-    from pathlib import Path
 
     from experiments.executors import EXECUTORS
     from experiments.extra_studies import StudyContext
@@ -1179,6 +1246,7 @@ def main(argv=None) -> int:
     p.add_argument("--samplers")
     p.add_argument("--dims")
     p.add_argument("--eps")
+    p.add_argument("--variants", help="tuned and/or theory (default: the profile's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=f"results/{NAME}")
     p.add_argument("--figures", default=None)
@@ -1199,6 +1267,11 @@ def main(argv=None) -> int:
             ctx.dims = tuple(int(x) for x in args.dims.split(","))
         if args.eps:
             ctx.eps = tuple(float(x) for x in args.eps.split(","))
+        if args.variants:
+            ctx.variants = tuple(x.strip() for x in args.variants.split(","))
+            bad = [x for x in ctx.variants if x not in ("tuned", "theory")]
+            if bad:
+                raise ValueError(f"--variants must be 'tuned' and/or 'theory', got {bad}")
         run(ctx)
     except ValueError as exc:
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
