@@ -7,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from experiments.classes import (CLASSES, DEFAULT_L_MAX, DEFAULT_M2_MAX, TheoremClass, gaussian_column_lipschitz,
-                                 theorem_class)
+from experiments.classes import (
+    CLASSES,
+    DEFAULT_L_MAX,
+    DEFAULT_M2_MAX,
+    TheoremClass,
+    gaussian_column_lipschitz,
+    theorem_class,
+)
 from experiments.studies import get_target
 from experiments.targets import GroupedGaussian, ProductMixture
 

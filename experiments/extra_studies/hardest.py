@@ -59,7 +59,8 @@ cannot certify a TV below ~0.1 beyond d ~ 10.
 **Worst case N*.** At each (d, eps) the largest finalist N* (the *envelope*; its arg-max target recorded
 beside it); for randomized samplers its replicate N* are the arg-max finalist's leave-one-group-out
 values at that cell (the arg-max fixed per cell, as the brief asks; the selection among finalists is
-not part of the jackknife: the runner-up's N* is reported beside it). Exponents: :func:`analysis.exponents.fit_exponents`
+not part of the jackknife: the runner-up's N* is reported beside it). Exponents:
+:func:`analysis.exponents.fit_exponents`
 on the envelope (target name ``worst_case``; deterministic samplers: the one-slope fit in d/eps^2 with
 its local-slope range), verdicts: :func:`analysis.verdicts.verdicts`.
 
@@ -96,7 +97,7 @@ from experiments.cells import Scan, law_code
 from experiments.classes import TheoremClass, theorem_class
 from experiments.complexity import cost_ladder, nstar_detail
 from experiments.extra_studies import Study, run_cached
-from experiments.internal import REPLICATE_GROUPS, LatinHypercube, block_seed
+from experiments.internal import LatinHypercube, block_seed
 from experiments.laws import gaussian_law
 from experiments.samplers import get as get_sampler
 from experiments.studies import GaussianFamily, get_target
@@ -412,7 +413,7 @@ def search_cell(item: dict) -> dict:
     docstring); for deterministic samplers also the finalists' and fixed targets' exact N* on the ladder.
     ``item`` is JSON-able (see :func:`plan_search`); returns JSON-able tables."""
     started = time.process_time()
-    sampler, params = item["sampler"], dict(item["params"])
+    sampler = item["sampler"]
     spec = get_sampler(sampler)
     cls = theorem_class(sampler, L_max=item["L_max"], m2_max=item["m2_max"])
     pairs = [(int(d), float(e)) for d, e in item["pairs"]]
@@ -473,8 +474,9 @@ def fixed_candidate(name: str) -> Candidate:
 def _cand_row(cls, c: Candidate, dims) -> dict:
     m = cls.measure(c.family().at(int(max(dims))))
     return {"target": c.name, "space": c.space, "label": c.label, "refined": c.refined,
-            "variances": json.dumps([round(x, 6) for x in c.variances]), "means": json.dumps([round(x, 6) for x in c.means]),
-            "fractions": json.dumps(list(c.fractions)), "lipschitz": m["lipschitz"], "second_moment": m["second_moment"]}
+            "variances": json.dumps([round(x, 6) for x in c.variances]),
+            "means": json.dumps([round(x, 6) for x in c.means]), "fractions": json.dumps(list(c.fractions)),
+            "lipschitz": m["lipschitz"], "second_moment": m["second_moment"]}
 
 
 class _Sweep:
@@ -610,7 +612,7 @@ class _Sweep:
             if self.metric == "sqrt_kl":
                 cont = list(range(len(self.cands)))
             else:
-                sur = {j: bracket_nstar(lambda ci, j=j: self.surrogate(j, d, ci), self.nfe, e,
+                sur = {j: bracket_nstar(lambda ci, j=j, d=d: self.surrogate(j, d, ci), self.nfe, e,
                                         self._guess(j, d, e)) for j in idx}
                 key = {j: math.inf if sur[j][1] == "above_grid" else (sur[j][0] if np.isfinite(sur[j][0])
                                                                          else -math.inf) for j in idx}
@@ -765,7 +767,8 @@ def maximise_error(sampler: str, cls: TheoremClass, space: str, d: int, cost: in
     mean, var, tm, tv = column_laws(sampler, params, cost, dic.variances, dic.means, state.n_draws, seed)[:4]
     exact = "tv_exact" if kind == "tv_mc" else kind
     errs = [metric_value(exact, mean[:, idx], var[:, idx], tm[idx], tv[idx], multiplicities(c, d),
-                         rng=_mc_rng(seed, "refine", d, cost), n_mc=n_mc) for c, idx in zip(grid, dic.index, strict=True)]
+                         rng=_mc_rng(seed, "refine", d, cost), n_mc=n_mc)
+            for c, idx in zip(grid, dic.index, strict=True)]
     best = int(np.argmax(errs))
     if n_continuous(space) == 0:
         return grid[best], errs[best], {c.label: e for c, e in zip(grid, errs, strict=True)}, {}
@@ -862,12 +865,20 @@ def _search_key(item: dict) -> str:
 
 
 def _module_hash() -> str:
+    """Hash of the code a search cell's result depends on (not of the tables and figure code of this module)."""
+    import inspect
+
     import experiments
 
     root = Path(experiments.__file__).parent
     h = hashlib.sha256()
-    for p in (Path(__file__), root / "classes.py", root / "distances.py", root / "complexity.py"):
+    for p in (root / "classes.py", root / "distances.py", root / "complexity.py"):
         h.update(p.read_bytes())
+    for obj in (Candidate, _lo, _logscale, n_continuous, decode, named_instances, grid_candidates, check_candidate,
+                _proxy_seed, column_laws, column_kl, _mc_rng, Dictionary, multiplicities, metric_value, _interp,
+                bracket_nstar, search_cell, fixed_candidate, _cand_row, _Sweep, _refine_cells, refine, _finalists):
+        h.update(inspect.getsource(obj).encode())
+    h.update(json.dumps([GRIDS, K_EXACT, FIXED_TARGETS, SPACES]).encode())
     return h.hexdigest()[:12]
 
 
@@ -964,7 +975,8 @@ def structure_rows(ver: pd.DataFrame) -> pd.DataFrame:
         claim_ratio = float(r["b_claim"]) / float(r["a_claim"]) if float(r["a_claim"]) else math.inf
         on = bool(np.isclose(claim_ratio, ratio))
         if not r["randomized"]:
-            reading = (f"deterministic sampler, product targets: N* depends on d/eps^{ratio:g} only, so b = {ratio:g} a "
+            reading = (f"deterministic sampler, product targets: N* depends on d/eps^{ratio:g} only, "
+                       f"so b = {ratio:g} a "
                        + ("(the claim has this structure: it can be attained)" if on else
                           f"(the claim's b/a = {claim_ratio:.3g}: it cannot be attained in both exponents by any "
                           "product target)"))
@@ -1017,7 +1029,8 @@ def run(ctx):
     if ctx.profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {ctx.profile!r}")
     P = dict(PROFILES[ctx.profile])
-    for opt in ("samplers", "dims", "eps", "variants"):   # optional overrides (python -m experiments.extra_studies.hardest)
+    # optional overrides (python -m experiments.extra_studies.hardest)
+    for opt in ("samplers", "dims", "eps", "variants"):
         if getattr(ctx, opt, None):
             P[opt] = tuple(getattr(ctx, opt))
     items = plan_search(ctx, P, P["samplers"])
@@ -1048,7 +1061,8 @@ def run(ctx):
             "search_cpu_seconds": round(float(tables["search"]["cpu_seconds"].sum()), 1),
             "scan_cpu_seconds": round(getattr(ctx, "scan_cpu_seconds", 0.0), 1),
             "wall_seconds": round(time.time() - wall, 1),
-            "note": "CPU seconds of cells computed in this run (cached cells count 0 in scans, their first cost in search)"}
+            "note": "CPU seconds of the cells computed in this run (cached scans count 0; a cached search "
+                    "counts the CPU of its first run)"}
     atomic_write_text(ctx.out / "metadata.json", json.dumps(meta, indent=2))
     figure(tables, ctx.figures / "hardest_nstar_vs_d.png")
     return tables
@@ -1084,7 +1098,8 @@ def _analyse(ctx, P, items, results, nst, nst_reps, worst, worst_reps, errors, r
             "finalists": fin, "search": search, "errors": errors, "errors_replicates": replicates, "nstar": nst,
             "nstar_replicates": nst_reps, "worst_nstar": worst, "worst_replicates": worst_reps, "exponents": exps,
             "exponent_replicates": exp_reps, "verdicts": ver, "dominance": dominance(worst, nst),
-            "structure": structure_rows(ver)}
+            "structure": structure_rows(ver),
+            "nonproduct": nonproduct_reference(Path(__file__).resolve().parents[2] / "results", P["samplers"])}
 
 
 NOT_DONE = (
@@ -1101,6 +1116,31 @@ NOT_DONE = (
 
 def _fmt_d(x):
     return f"{float(x):g}"
+
+
+def nonproduct_reference(results_root, samplers) -> pd.DataFrame:
+    """The non-product mixtures the suite supports exactly (dense mixtures, Jacobian route, deterministic samplers,
+    d <= 32): their fitted exponents from the committed mixtures study (not recomputed here), with whether they lie
+    in the class at every d of that study (from its geometry table: certified L_sup at delta and E|X|^2 / d)."""
+    root = Path(results_root) / "mixtures"
+    if not (root / "mixtures_fits.csv").exists() or not (root / "mixtures_geometry.csv").exists():
+        return pd.DataFrame()
+    fits, geo = pd.read_csv(root / "mixtures_fits.csv"), pd.read_csv(root / "mixtures_geometry.csv")
+    fits = fits[fits["source"] == "mixture"]
+    rows = []
+    for _, r in fits.iterrows():
+        g = geo[geo["family"] == r["target"]]
+        cls_name = r["sampler"] if r["sampler"] in {"ddim", "ddpm", "dpm_solver_2"} else "ddim"
+        cls = theorem_class(cls_name)
+        L_max_seen = float(g["L_sup"].max())
+        m2_seen = float((g["second_moment"] / g["d"]).max())
+        rows.append({"family": r["target"], "sampler": r["sampler"], "metric": r["metric"], "a": r["a"],
+                     "a_lo": r.get("a_all_lo", r["a_lo"]), "a_hi": r.get("a_all_hi", r["a_hi"]), "b": r["b"],
+                     "b_over_a": float(r["b"]) / float(r["a"]) if float(r["a"]) else math.nan,
+                     "window": r["window"], "L_sup_max": L_max_seen, "m2_per_coord_max": m2_seen,
+                     "in_class": bool(L_max_seen <= cls.L_max and m2_seen <= cls.m2_max),
+                     "in_study": r["sampler"] in samplers})
+    return pd.DataFrame(rows).sort_values(["in_study", "a"], ascending=[False, False]).reset_index(drop=True)
 
 
 def argmax_summary(worst: pd.DataFrame, dom: pd.DataFrame) -> pd.DataFrame:
@@ -1166,10 +1206,19 @@ def markdown(ctx, P: dict, t: dict) -> str:
               ["sampler", "variant", "metric", "fixed_target", "cells", "dominated", "ratio_min", "ratio_max"],
               headers={"dominated": "cells dominated", "ratio_min": "N*max/N* min", "ratio_max": "N*max/N* max"},
               digits=3) if len(dom) else "(no fixed target in the class)"),
+          "**Non-product mixtures** (the dense mixtures of the mixtures study, the only non-product targets with an "
+          "exact route: deterministic samplers, d <= 32; exponents read from results/mixtures, not recomputed; "
+          "*in class*: certified L and E|X|^2/d within this study's class at every d there)",
+          (T.render_table(t["nonproduct"], ["family", "sampler", "metric", "a [ci]", "b", "b_over_a", "window",
+                                             "L_sup_max", "m2_per_coord_max", "in_class"],
+                          headers={"a [ci]": "a [95% CI]", "b_over_a": "b/a", "L_sup_max": "max L",
+                                   "m2_per_coord_max": "max E|X|^2/d", "in_class": "in class"})
+           if len(t["nonproduct"]) else "(results/mixtures not present)"),
           "**Refinement** (L-BFGS-B from the arg-max of selected cells; error at the cost where it first meets eps)",
           (T.render_table(t["refinement"], ["sampler", "d", "eps", "start", "refined", "error_start", "error_refined",
                                             "law_calls", "status"], digits=4,
-                          formats={"d": _fmt_d, "eps": lambda x: f"{float(x):g}"})
+                          formats={"d": _fmt_d, "eps": lambda x: f"{float(x):g}",
+                                   "law_calls": lambda x: f"{x:.0f}" if np.isfinite(x) else "n/a"})
            if len(t["refinement"]) and "refined" in t["refinement"] else "(no refinement)"),
           "**Not done**", NOT_DONE]
     return "\n\n".join(md) + "\n"
@@ -1185,9 +1234,14 @@ def figure(t: dict, path) -> None:
     if worst.empty:
         return
     keys = sorted({(r.sampler, r.variant, r.metric) for r in worst.itertuples()})
-    fig = Figure(figsize=(5.2 * len(keys), 6.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(keys), squeeze=False)[0])
-    for ax, (s, var, m) in zip(axes, keys, strict=True):
+    ncols = min(2, len(keys))
+    nrows = -(-len(keys) // ncols)
+    fig = Figure(figsize=(6.6 * ncols, 5.6 * nrows), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False)
+    axes = grid.reshape(-1)
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    for ax, (s, var, m) in zip(axes, keys, strict=False):
         w = worst[(worst["sampler"] == s) & (worst["variant"] == var) & (worst["metric"] == m)]
         f = nst[(nst["sampler"] == s) & (nst["variant"] == var) & (nst["metric"] == m)
                 & nst["target"].isin(FIXED_TARGETS)]
@@ -1195,7 +1249,7 @@ def figure(t: dict, path) -> None:
         eps_levels = sorted(w["eps"].unique(), reverse=True)
         for color, e in zip(_colors(len(eps_levels)), eps_levels, strict=True):
             we = w[(w["eps"] == e) & (w["status"] == "ok")].sort_values("d")
-            ax.plot(we["d"], we["nstar"], "o-", color=color, ms=5, lw=1.6, label=f"worst case, ε = {e:g}")
+            ax.plot(we["d"], we["nstar"], "o-", color=color, ms=5, lw=1.6, label=f"N*_max, ε = {e:g}")
             for r in we.itertuples():
                 ax.annotate(letters[r.argmax_label], (r.d, r.nstar), textcoords="offset points", xytext=(4, 4),
                             fontsize=7, color=color)
@@ -1216,8 +1270,9 @@ def figure(t: dict, path) -> None:
                    f"b = {r['b']:.2f} ({r['verdict_eps']})")
         ax.set_title(f"{s} ({var}){sub}", fontsize="small")
         ax.legend(fontsize=6, loc="upper left")
-        ax.text(0.0, -0.13, "\n".join(f"{c}: {lab}" for lab, c in letters.items()), transform=ax.transAxes,
-                fontsize=6, va="top", wrap=True)
+        ax.text(0.99, 0.02, "arg-max:\n" + "\n".join(f"{c}: {lab}" for lab, c in letters.items()),
+                transform=ax.transAxes, fontsize=7, va="bottom", ha="right",
+                bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
     fig.suptitle("Hardest target of each claim's class: worst-case N* (solid; letter = arg-max target) "
                  "beside the fixed target (dashed)")
     _save(fig, path.with_suffix(""))
