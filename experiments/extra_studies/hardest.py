@@ -980,10 +980,14 @@ def structure_rows(ver: pd.DataFrame) -> pd.DataFrame:
                        + ("(the claim has this structure: it can be attained)" if on else
                           f"(the claim's b/a = {claim_ratio:.3g}: it cannot be attained in both exponents by any "
                           "product target)"))
+        elif r["metric"] == "sqrt_kl":
+            reading = ("randomized sampler, mean conditional KL: d times a per-coordinate mean, so N* depends on "
+                       f"d/eps^{ratio:g} only (b = {ratio:g} a) on product targets, as for deterministic samplers")
         else:
-            reading = ("randomized sampler: the annealed law is a mixture over internal draws of product laws; "
-                       f"no d/eps^{ratio:g} structure is imposed (measured b/a = "
-                       f"{float(r['b']) / float(r['a']) if float(r['a']) else math.nan:.3g})")
+            reading = ("randomized sampler: the annealed law is a mixture over internal draws of product laws and "
+                       f"its TV has no d/eps^{ratio:g} structure (measured b/a = "
+                       f"{float(r['b']) / float(r['a']) if float(r['a']) else math.nan:.3g}); its upper proxy, the "
+                       "mean conditional KL, has it")
         rows.append({"sampler": r["sampler"], "variant": r["variant"], "metric": r["metric"],
                      "a_claim": r["a_claim"], "b_claim": r["b_claim"], "claim_b_over_a": claim_ratio,
                      "claim_on_structure": on, "a": r["a"], "b": r["b"],
@@ -1068,6 +1072,14 @@ def run(ctx):
     return tables
 
 
+def _frame(rows: list[dict], first=("sampler", "variant")) -> pd.DataFrame:
+    """A table with a column order that does not depend on whether its rows came back from the cache (whose
+    JSON has sorted keys): ``first`` columns, then the others sorted."""
+    df = pd.DataFrame(rows)
+    lead = [c for c in first if c in df.columns]
+    return df[lead + sorted(c for c in df.columns if c not in lead)]
+
+
 def _analyse(ctx, P, items, results, nst, nst_reps, worst, worst_reps, errors, replicates) -> dict:
     from analysis.exponents import fit_exponents
     from analysis.verdicts import verdicts
@@ -1081,19 +1093,19 @@ def _analyse(ctx, P, items, results, nst, nst_reps, worst, worst_reps, errors, r
     ver = verdicts(exps, both)
     classes = pd.DataFrame([r for s in P["samplers"] for r in theorem_class(s).rows()])
     classes["variance_floor"] = [theorem_class(s).variance_floor() for s in P["samplers"] for _ in range(2)]
-    visited = pd.DataFrame([dict(r, sampler=it["sampler"], variant=it["variant"])
-                            for it, res in zip(items, results, strict=True) for r in res["visited"]])
-    proxy = pd.DataFrame([dict(r, sampler=it["sampler"], variant=it["variant"])
-                          for it, res in zip(items, results, strict=True) for r in res["proxy"]])
-    refinement = pd.DataFrame([dict(r, sampler=it["sampler"], variant=it["variant"])
-                               for it, res in zip(items, results, strict=True) for r in res["refinement"]])
-    fin = pd.DataFrame([dict(Candidate.from_dict(c).as_dict(), target=Candidate.from_dict(c).name,
-                             label=Candidate.from_dict(c).label, sampler=it["sampler"], variant=it["variant"])
-                        for it, res in zip(items, results, strict=True) for c in res["finalists"]])
-    search = pd.DataFrame([dict(res["stats"], sampler=it["sampler"], variant=it["variant"],
-                                metric=it["metric"], grid=it["grid"], proxy_draws=it["proxy_draws"] if
-                                get_sampler(it["sampler"]).randomized else 1, costs=len(it["costs"]))
-                           for it, res in zip(items, results, strict=True)])
+    pairs = list(zip(items, results, strict=True))
+    visited = _frame([dict(r, sampler=it["sampler"], variant=it["variant"]) for it, res in pairs
+                      for r in res["visited"]], ("sampler", "variant", "stage", "target", "space", "label"))
+    proxy = _frame([dict(r, sampler=it["sampler"], variant=it["variant"]) for it, res in pairs for r in res["proxy"]],
+                   ("sampler", "variant", "d", "eps", "rank", "target", "space", "label", "proxy_nstar"))
+    refinement = _frame([dict(r, sampler=it["sampler"], variant=it["variant"]) for it, res in pairs
+                         for r in res["refinement"]], ("sampler", "variant", "d", "eps", "start", "refined"))
+    fin = _frame([dict(Candidate.from_dict(c).as_dict(), target=Candidate.from_dict(c).name,
+                       label=Candidate.from_dict(c).label, sampler=it["sampler"], variant=it["variant"])
+                  for it, res in pairs for c in res["finalists"]], ("sampler", "variant", "target", "label"))
+    search = _frame([dict(res["stats"], sampler=it["sampler"], variant=it["variant"], metric=it["metric"],
+                          grid=it["grid"], proxy_draws=it["proxy_draws"] if get_sampler(it["sampler"]).randomized
+                          else 1, costs=len(it["costs"])) for it, res in pairs], ("sampler", "variant", "metric"))
     return {"classes": classes, "candidates": visited, "proxy_nstar": proxy, "refinement": refinement,
             "finalists": fin, "search": search, "errors": errors, "errors_replicates": replicates, "nstar": nst,
             "nstar_replicates": nst_reps, "worst_nstar": worst, "worst_replicates": worst_reps, "exponents": exps,
