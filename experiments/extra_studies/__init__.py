@@ -32,7 +32,8 @@ from experiments.cells import run_scan
 from experiments.executors import imap
 
 #: study modules of this package, in the order ``--help`` lists them
-MODULES = ("rounds", "lipschitz", "score_error", "schedules", "poisson", "logconcave", "mixtures", "reconstructed")
+MODULES = ("rounds", "lipschitz", "score_error", "schedules", "poisson", "logconcave", "mixtures", "reconstructed",
+           "hardest")
 
 
 @dataclass
