@@ -229,6 +229,7 @@ def fit_exponents(nstar: pd.DataFrame, replicates: pd.DataFrame | None = None, *
         rnd = bool(randomized.get(ident["sampler"], False))
         product = is_product_target(ident.get("target", ""))
         row, rep = fit_family(part, rep_groups.get(key), randomized=rnd, product=product)
+        row["draws_max"] = int(part["draws"].max()) if "draws" in part.columns else 1
         rows.append({**ident, "randomized": rnd, "estimator": "N* power law", **row})
         reps += [{**ident, **r} for r in rep]
     return pd.DataFrame(rows), pd.DataFrame(reps)

@@ -59,8 +59,6 @@ def analyse(results: Path) -> dict[str, pd.DataFrame]:
     nstar = pd.read_csv(results / "nstar.csv")
     err_reps, ns_reps = _read(results, "errors_replicates"), _read(results, "nstar_replicates")
     exps, exp_reps = fit_exponents(nstar, ns_reps)
-    draws = nstar.groupby(["study", "sampler", "variant", "target", "metric"])["draws"].max().rename("draws_max")
-    exps = exps.merge(draws.reset_index(), how="left")
     eps_range = (float(nstar["eps"].min()), float(nstar["eps"].max()))
     surface = fit_surface(errors, err_reps, eps_range)
     half = half_ladder_step(errors)
