@@ -165,18 +165,20 @@ def _pool_imap(fn, items, *, jobs):
                 _kill_pool(pool)
 
 
-class _DieWithParent:
-    """Dask worker plugin: the worker process dies with the process that started it, ignores SIGINT."""
+def _die_with_parent_plugin():
+    """A Dask worker plugin: the worker process dies with the process that started it and ignores SIGINT
+    (built here because ``distributed`` is optional and plugins must inherit from its WorkerPlugin)."""
+    from distributed import WorkerPlugin
 
-    name = "die-with-parent"
+    class DieWithParent(WorkerPlugin):
+        name = "die-with-parent"
 
-    def setup(self, worker):
-        die_with_parent()
-        with contextlib.suppress(ValueError):    # only possible from the worker's main thread
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        def setup(self, worker):
+            die_with_parent()
+            with contextlib.suppress(ValueError):    # only possible from the worker's main thread
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    def teardown(self, worker):
-        pass
+    return DieWithParent()
 
 
 def _quiet_dask() -> None:
@@ -199,8 +201,7 @@ def _dask_imap(fn, items, *, jobs, scheduler):
             cluster = LocalCluster(n_workers=min(jobs, len(items)), threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
-            with contextlib.suppress(Exception):
-                client.register_plugin(_DieWithParent())
+            client.register_plugin(_die_with_parent_plugin())
         else:
             try:
                 client = Client(scheduler, timeout=10)
