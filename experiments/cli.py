@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -461,7 +462,15 @@ def _fmt_time(s: float) -> str:
 
 
 def verdict_summary(out: Path) -> list[str]:
-    """Verdict counts per claim (primary estimator) and the decisive answers, as lines."""
+    """Verdict counts per claim (primary estimator) and the decisive answers, as lines (none when the folder's
+    tables do not have the main study's layout)."""
+    try:
+        return _verdict_summary(out)
+    except (KeyError, ValueError, IndexError, OSError):
+        return []
+
+
+def _verdict_summary(out: Path) -> list[str]:
     import pandas as pd
 
     lines = []
@@ -504,8 +513,10 @@ def _summary(out, figures, state, stats, wall, n_items, executor, jobs, *, label
     if state == "unchanged":
         print(f"results unchanged: the tables equal those in {out}; nothing was written (figures in {figures})")
     else:
-        print(f"tables: {out}/ (errors.csv, nstar.csv, verdicts.csv, tables.md, ...); figures: {figures}/ "
-              f"({n_fig} files)")
+        names = sorted(rel for rel in man.get("files", {}) if "/" not in rel and rel.endswith((".csv", ".md")))
+        key = [n for n in ("errors.csv", "nstar.csv", "verdicts.csv", "tables.md") if n in names] or names
+        more = ", ..." if len(names) > len(key[:4]) else ""
+        print(f"tables: {out}/ ({', '.join(key[:4])}{more}); figures: {figures}/ ({n_fig} files)")
     cpu = sum(float(x.get("cpu_seconds", 0.0)) for x in stats)
     hits = sum(int(x.get("cache_hits", 0)) for x in stats)
     writes = sum(int(x.get("cache_writes", 0)) for x in stats)
@@ -615,6 +626,8 @@ def _run_study(prog, study, args, argv, out, figures, samplers, executor, jobs) 
     from experiments.runner import report_error
 
     started, cpu0 = time.monotonic(), time.process_time()
+    t0 = os.times()
+    cpu_all0 = t0.user + t0.system + t0.children_user + t0.children_system
     cache_dir = out / "cache"
     with interrupt_on_sigterm():
         outset = None
@@ -638,6 +651,10 @@ def _run_study(prog, study, args, argv, out, figures, samplers, executor, jobs) 
                 return report_error(prog, f"the study failed with --samplers {','.join(samplers)} "
                                           f"({type(exc).__name__}: {exc}); its analysis may need samplers that were "
                                           "left out: run it without --samplers")
+            # a study's cells need not report their CPU time: count this process and its (reaped) workers
+            t = os.times()
+            ctx.stats["cpu_seconds"] = max(ctx.stats["cpu_seconds"], t.user + t.system + t.children_user
+                                           + t.children_system - cpu_all0)
             stats = [ctx.stats]
             meta = _metadata(args, argv, [], stats, executor, jobs, started, cpu0, study=study.name)
             meta["tables"] = sorted(tables) if isinstance(tables, dict) else []

@@ -305,4 +305,7 @@ def analyse_scans(errors, replicates, scans: list, *, claims=None):
 
     nstar, nstar_reps = nstar_tables(errors, replicates, scans)
     exps, exp_reps = fit_exponents(nstar, nstar_reps)
+    if len(exps) and "draws" in nstar and "draws_max" not in exps:     # as analysis.report.analyse does
+        keys = [k for k in ("study", "sampler", "variant", "target", "metric") if k in exps and k in nstar]
+        exps = exps.merge(nstar.groupby(keys)["draws"].max().rename("draws_max").reset_index(), how="left")
     return nstar, nstar_reps, exps, exp_reps, verdicts(exps, nstar, claims)
