@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -22,38 +21,46 @@ SELECTION = ["--quick", "--samplers", "ddpm", "--dims", "10", "--eps", "0.3", "-
 TINY = [*SELECTION, "--jobs", "1"]
 
 
-def _run_copy(root: Path, out: Path) -> tuple[int, int]:
-    """Run TINY with the package copy in ``root`` (analysis skipped); (cache hits, cells computed)."""
-    code = textwrap.dedent(f"""
-        import sys
-        from experiments import cli
-        cli._write_report = lambda results, figures, say: None
-        sys.exit(cli.main({[*TINY, "--out", str(out)]!r}))
-    """)
-    res = subprocess.run([sys.executable, "-c", code], cwd=root, env=dict(os.environ, PYTHONPATH=str(root)),
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    hits, computed = re.search(r"cache: (\d+) hits, (\d+) cells computed", res.stdout).groups()
-    return int(hits), int(computed)
+SCRIPT = """
+import re, sys
+from pathlib import Path
+from experiments import cells, cli
+cli._write_report = lambda results, figures, say: None          # the analysis never enters a cell
 
+def run():
+    for f in (cells.law_code, cells.error_code, cells.code_version):  # the keys are recomputed from the files
+        f.cache_clear()
+    assert cli.main(ARGV) == 0
 
-def _edit_comment(path: Path) -> None:
-    path.write_text(path.read_text() + "\n# an edited comment\n")
+def edit(rel):
+    p = Path(rel)
+    p.write_text(p.read_text() + "\\n# an edited comment\\n")
+
+run()
+edit("experiments/samplers/ddim.py")      # another sampler's module: unrelated to ddpm
+edit("analysis/figures.py")               # the analysis
+edit("experiments/coverage.py")           # a module no law or error depends on
+run()
+edit("experiments/samplers/ddpm.py")      # the sampler's own module
+run()
+"""
 
 
 def test_unrelated_edit_keeps_cells_cached_and_a_relevant_edit_recomputes_them(tmp_path):
+    """In a copy of the package: run, edit unrelated modules, run, edit the sampler's module, run."""
     root = tmp_path / "copy"
     for pkg in ("experiments", "analysis"):
         shutil.copytree(REPO / pkg, root / pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    out = tmp_path / "out"
-    hits, computed = _run_copy(root, out)
-    assert hits == 0 and computed > 0
-    _edit_comment(root / "experiments/samplers/ddim.py")          # another sampler's module: unrelated to ddpm
-    _edit_comment(root / "analysis/figures.py")                   # the analysis never enters a cell
-    assert _run_copy(root, out) == (computed, 0)                  # everything read back, nothing recomputed
-    _edit_comment(root / "experiments/samplers/ddpm.py")          # the sampler's own module
-    hits, again = _run_copy(root, out)
-    assert hits == 0 and again == computed                        # every cell recomputed
+    code = SCRIPT.replace("ARGV", repr([*TINY, "--out", str(tmp_path / "out")]))
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, env=dict(os.environ, PYTHONPATH=str(root)),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    runs = [tuple(map(int, m)) for m in re.findall(r"cache: (\d+) hits, (\d+) cells computed", res.stdout)]
+    assert len(runs) == 3, res.stdout
+    (h0, computed), unrelated, relevant = runs
+    assert h0 == 0 and computed > 0
+    assert unrelated == (computed, 0)            # everything read back, nothing recomputed
+    assert relevant == (0, computed)             # every cell recomputed
 
 
 def test_cache_command_lists_prunes_and_clears(tmp_path, capsys, monkeypatch):

@@ -82,6 +82,25 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch, no_a
         assert (out / "cache" / name).read_bytes() == data
 
 
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_a_failing_sampler_is_one_line_naming_the_sampler_and_the_step(tmp_path, monkeypatch, capsys, executor):
+    from experiments.samplers import NonFiniteStateError
+
+    def diverge(scan, cost, draws):
+        if scan.sampler == "li_jiao":
+            raise NonFiniteStateError(f"{scan.sampler}: non-finite state at step 7 (cost {cost})")
+        raise ValueError(f"{scan.sampler}: some parameter out of range at cost {cost}")
+
+    monkeypatch.setattr(cells, "compute_law", diverge)       # (forked workers inherit the patch)
+    capsys.readouterr()
+    code = main([*SMALL, "--out", str(tmp_path / "run"), "--executor", executor, "--jobs",
+                 "2" if executor == "processes" else "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("python -m experiments.scaling: error: sampler ")
+    assert ("non-finite state at step 7" in err[0] and "li_jiao" in err[0]) or "ddim" in err[0]
+
+
 def test_corrupt_cache_entries_are_detected_and_recomputed(tmp_path, monkeypatch, no_analysis, capsys):
     out = tmp_path / "run"
     reference = _run(out)
