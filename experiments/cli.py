@@ -736,8 +736,9 @@ def _run_report(prog, args, out, figures, meta_text) -> int:
             return 130
     for line in verdict_summary(out):
         print(line)
-    print(("analysis unchanged: nothing was written in " if state == "unchanged" else "rebuilt tables in ")
-          + f"{out} and figures in {figures} ({_fmt_time(time.monotonic() - started)})")
+    took = _fmt_time(time.monotonic() - started)
+    print(f"analysis unchanged: nothing written in {out} or {figures} ({took})" if state == "unchanged" else
+          f"rebuilt tables in {out} and figures in {figures} ({took})")
     if not args.no_notes:
         committed = (ROOT / "results").resolve()
         if out.resolve() == committed:

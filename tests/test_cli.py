@@ -254,7 +254,7 @@ def test_output_set_report_command_and_a_crash_while_writing(tmp_path, monkeypat
     monkeypatch.setattr("experiments.cells.compute_law", lambda *a: pytest.fail("report must not sample"))
     code, text, err = _cli(["report", "--out", str(out), "--figures", str(figs)], capsys)
     assert code == 0, err
-    assert "analysis unchanged" in text and "README.md and paper_notes.md not touched" in text
+    assert "analysis unchanged: nothing written" in text and "README.md and paper_notes.md not touched" in text
     # a file of the set replaced by another run's: readers can tell, report refuses (one line) unless forced
     (out / "verdicts.csv").write_text((out / "verdicts.csv").read_text() + "\n")
     assert outputs.verify(out) and pytest.raises(ValueError, outputs.require_complete, out)
