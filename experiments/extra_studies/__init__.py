@@ -26,7 +26,9 @@ need no code for them:
                     through :func:`run_cached` (cells that are not per-sampler scans) rejects the option,
                     and so does a study whose analysis needs samplers that were left out (one line naming
                     the failure). A study can take the selection into its own planning by reading
-                    ``ctx.samplers`` (None: all).
+                    ``ctx.samplers`` (None: all); for cells, the one-line change is
+                    ``run_cached(ctx, [it for it in items if ctx.samplers is None or it["sampler"] in
+                    ctx.samplers], cell, key, selected=True)``.
 ``--dry-run``       ``ctx.dry_run``: the first call of :func:`run_scans` or :func:`run_cached` raises
                     :class:`PlannedWork` carrying the work it was given (nothing runs); the command line
                     lists it with an estimate (scans, laws, ~CPU seconds from
@@ -191,18 +193,21 @@ def _say(ctx, line: str) -> None:
 
 
 def run_cached(ctx: StudyContext, items: list[dict], cell: Callable[[dict], dict], key: Callable[[dict], str],
-               *, order: Callable[[dict], float] | None = None) -> list[dict]:
+               *, order: Callable[[dict], float] | None = None, selected: bool = False) -> list[dict]:
     """``[cell(item) for item in items]``, each result cached under ``key(item)`` in ``ctx.cache``.
 
     Finished cells are read back (unless ``ctx.resume`` is off) and never recomputed; the others run
     through the context's executor, in the order given by ``order`` (smallest first; e.g. the most
     expensive cells first so that a process pool stays busy), and each is cached as soon as it is done,
-    so an interrupted study loses nothing it finished."""
+    so an interrupted study loses nothing it finished.
+
+    ``selected``: the study has applied ``ctx.samplers`` to ``items`` itself (otherwise ``--samplers`` is
+    refused for cells that are not per-sampler scans)."""
     from contextlib import closing
 
     from experiments.executors import imap
 
-    if ctx.samplers is not None:
+    if ctx.samplers is not None and not selected:
         names = sorted({str(it["sampler"]) for it in items if isinstance(it, dict) and "sampler" in it})
         raise ValueError("this study does not accept --samplers: its cells are not per-sampler scans"
                          + (f" (it runs {', '.join(names)})" if names else ""))
