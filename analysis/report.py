@@ -17,6 +17,11 @@ draws left out) and writes beside them:
 ``comparisons.csv``        N* ratios at equal (d, eps) for the pairs in :data:`COMPARISONS`
 ``tables.md``              the markdown tables included by paper_notes.md
 =========================  ==================================================================================
+
+Command line: ``python -m analysis.report [--out DIR] [--figures DIR] [--quick | --full]`` is
+``python -m experiments.scaling report``: it rebuilds these tables, the figures and the generated blocks of
+README.md and paper_notes.md from an existing run's tables (after checking that the folder holds one run's
+complete output set), without running a sampler.
 """
 
 from __future__ import annotations
@@ -128,3 +133,18 @@ def write_report(results, figures, *, diagnostics: bool = False, progress=None) 
         atomic_write_text(results / f"{name}.csv", df.to_csv(index=False))
     atomic_write_text(results / "tables.md", markdown(parts))
     return figs.make_all(results, figures, diagnostics=diagnostics, progress=progress)
+
+
+def main(argv=None) -> int:
+    """``python -m analysis.report``: the ``report`` command of experiments.scaling (see the module docstring)."""
+    import sys
+
+    from experiments.cli import report_command
+
+    return report_command(sys.argv[1:] if argv is None else list(argv))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -7,7 +7,14 @@ an entry that is not a readable file, whose JSON does not parse, whose key diffe
 does not match its payload is *corrupt*; a caller that finds a payload of the wrong shape reports it
 *malformed* (:meth:`CellCache.report_malformed`). Either way the entry is removed, counted in
 ``corrupt``, and the cell recomputed. Temporary files left by an interrupted writer are removed when
-the cache is opened.
+the cache is opened (those of a writer that no longer runs: several workers write into one cache at once,
+so a temporary file carries its writer's pid).
+
+**Seeing and pruning a cache.** A hit touches the entry (its modification time is the time it was last
+read or written), so "not used for N days" is visible on disk. :func:`entries` lists a cache,
+:func:`prune` removes the entries whose key is not in a given set (the keys a planned run could read:
+``python -m experiments.scaling cache --prune-unused``) or that were not used for a given time, and
+:func:`clear` empties it (``--clear``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 #: result files are readable by others (a cache or a results folder is often shared)
@@ -31,7 +40,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # the writer's pid in the name: a cache opened by another process removes only a dead writer's leftovers
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -50,20 +58,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def _writer_alive(tmp: Path) -> bool:
-    """Whether the process that is writing temporary file ``tmp`` (its pid is in the name) still runs."""
-    parts = tmp.name.split(".")
+#: a temporary file older than this is abandoned whoever wrote it (e.g. a worker on another host)
+STRAY_AGE = 3600.0
+
+
+def _abandoned(tmp: Path) -> bool:
+    """Whether a temporary file was left by a writer that is gone: its process (named in the file name) no
+    longer exists on this host, or it is older than :data:`STRAY_AGE`. Another process may be writing it
+    right now (several workers share one cache): such a file is left alone."""
     try:
-        pid = int(parts[-3])
-    except (IndexError, ValueError):
+        if time.time() - tmp.stat().st_mtime > STRAY_AGE:
+            return True
+    except OSError:
         return False
+    parts = tmp.name.split(".")
+    pid = next((int(w) for w in reversed(parts[:-2]) if w.isdigit()), None)
+    if pid is None:
+        return True                       # an old-style name without a pid
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:
         return True
-    return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _remove(p: Path) -> None:
@@ -81,7 +99,7 @@ class CellCache:
         self.writes = 0
         if self.root.is_dir():
             for stray in self.root.glob(".*.tmp"):   # left by a writer that was killed mid-write
-                if not _writer_alive(stray):
+                if _abandoned(stray):
                     _remove(stray)
 
     def path(self, key: str) -> Path:
@@ -103,6 +121,10 @@ class CellCache:
             _remove(p)
             return None
         self.hits += 1
+        try:                                       # mark as used (for pruning by age)
+            os.utime(p)
+        except OSError:
+            pass
         return entry["payload"]
 
     def report_malformed(self, key: str) -> None:
@@ -118,3 +140,60 @@ class CellCache:
             shutil.rmtree(p)
         atomic_write_text(p, json.dumps(entry, sort_keys=True, allow_nan=True))
         self.writes += 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    path: Path
+    size: int
+    mtime: float
+
+    @property
+    def kind(self) -> str:
+        """``law`` or ``err`` for the main study's cells, ``cell`` for other studies' cells."""
+        head = self.key.split("-", 1)[0]
+        return head if head in ("law", "err") else "cell"
+
+
+def entries(root) -> list[Entry]:
+    """Every entry of the cache folder ``root`` (none when it does not exist), sorted by key."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.glob("*.json")):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append(Entry(p.stem, p, st.st_size, st.st_mtime))
+    return out
+
+
+def count(root) -> int:
+    """The number of entries of the cache folder ``root``."""
+    root = Path(root)
+    return sum(1 for _ in root.glob("*.json")) if root.is_dir() else 0
+
+
+def prune(root, *, keep: set[str] | None = None, older_than: float | None = None) -> list[Entry]:
+    """Remove the entries whose key is not in ``keep`` (when given) or that were last used more than
+    ``older_than`` seconds ago (when given); return the removed entries."""
+    now = time.time()
+    removed = []
+    for e in entries(root):
+        if (keep is not None and e.key not in keep) or (older_than is not None and now - e.mtime > older_than):
+            _remove(e.path)
+            removed.append(e)
+    return removed
+
+
+def clear(root) -> list[Entry]:
+    """Remove every entry (and stray temporary file) of the cache folder ``root``."""
+    removed = prune(root, keep=set())
+    root = Path(root)
+    if root.is_dir():
+        for stray in root.glob(".*.tmp"):
+            _remove(stray)
+    return removed

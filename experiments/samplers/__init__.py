@@ -1,6 +1,7 @@
 """Every sampler, one module per algorithm family, registered in :data:`REGISTRY` on import.
 
-The contract for adding a sampler is in :mod:`experiments.samplers._api`.
+The contract for adding a sampler is in :mod:`experiments.samplers._api`; samplers of other installed
+packages are loaded last, through entry points (:func:`experiments.samplers._plugins.load_plugins`).
 """
 
 from experiments.samplers import (  # noqa: F401,E402
@@ -29,3 +30,6 @@ from experiments.samplers._api import (  # noqa: F401
     get,
     register,
 )
+from experiments.samplers._plugins import load_plugins  # noqa: E402
+
+load_plugins()

@@ -26,6 +26,25 @@ How to add a sampler
    from (d, eps, L), hidden constants equal to 1 and written down).
 7. Add tests: convergence on a Gaussian (error falls as cost grows), its documented NFE, any
    identity with another sampler, and bad parameters rejected (see tests/test_samplers_*.py).
+8. Make it known: a sampler of this repository is imported in ``experiments/samplers/__init__.py``
+   (the import registers it). A sampler from *another installed package* needs no change here: the
+   package declares an entry point in the group ``diffusion_theorem_checks.samplers`` whose value
+   is a module that registers its :class:`SamplerSpec` on import, e.g. in its ``pyproject.toml``::
+
+       [project.entry-points."diffusion_theorem_checks.samplers"]
+       my_sampler = "my_package.my_sampler"
+
+   ``experiments.samplers._plugins.load_plugins`` imports every such module when
+   ``experiments.samplers`` is imported (in every process, workers included), so the sampler is in
+   :data:`REGISTRY`, in ``--help`` (marked as a
+   plug-in) and usable with ``--samplers``. A plug-in that fails to import is skipped with a warning
+   naming it; one that registers a name already taken fails like any duplicate registration (warning).
+9. What else reads the registry: ``experiments/studies.py`` (add it to a profile's runs to include it
+   in the main study by default; ``--samplers NAME`` runs it on a default ladder (4..1024) otherwise),
+   ``paper_notes.md`` (tests/test_paper_notes.py asserts that every registered sampler is named in its
+   prose and the generated ``claims`` block lists them: run ``python -m analysis.notes``), and the
+   parametrized tests over :data:`REGISTRY` in tests/test_laws_fast.py (law mode must match direct
+   sampling: a sampler whose steps are not affine in the state must say so there).
 """
 
 from __future__ import annotations
