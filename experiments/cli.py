@@ -348,7 +348,7 @@ def _run_main(args, argv, scans, out: Path, figures: Path, executor: str, jobs: 
     from experiments.outputs import OutputSet
     from experiments.planning import estimate, scan_seconds
     from experiments.progress import Progress
-    from experiments.runner import DIVERGED, nonfinite_counts, nstar_tables, report_error, run_scans
+    from experiments.runner import nonfinite_counts, nstar_tables, report_error, run_scans
 
     cache_dir = out / "cache"
     started, cpu0 = time.monotonic(), time.process_time()
@@ -387,11 +387,11 @@ def _run_main(args, argv, scans, out: Path, figures: Path, executor: str, jobs: 
         notes = []
         bad = nonfinite_counts(errors)
         if bad:
-            n_div = int((table["status"] == DIVERGED).sum()) if len(table) else 0
+            n_div = int((table["status"] == "diverged").sum()) if len(table) else 0
             notes.append(f"note: {sum(bad.values())} errors are not finite ("
                          + ", ".join(f"{k} {v}" for k, v in bad.items())
                          + f"): diverged laws at small costs, read as above every eps; {n_div} N* marked "
-                           f"'{DIVERGED}' (excluded from fits)")
+                           f"'diverged' (excluded from fits)")
         outset = OutputSet(out, figures)
         try:
             outset.write_text("errors.csv", errors.to_csv(index=False))

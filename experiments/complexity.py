@@ -13,6 +13,8 @@ scanned cost meets the accuracy. ``crossing`` says what happened:
 ``interpolated``  the error crosses ``eps`` inside the scanned range
 ``below_grid``    already the smallest cost meets ``eps`` (N* below the ladder; NaN)
 ``above_grid``    even the largest cost misses ``eps`` (N* above the ladder; NaN)
+``diverged``      the last cell above ``eps`` has a non-finite error (an unstable sampler's law): N* is
+                  at most the next scanned NFE, which is reported; no interpolation, excluded from fits
 
 **Uncertainty.** With errors that carry standard errors (randomized samplers), :math:`\log N^*` is a
 function of the two bracketing errors :math:`y_i = \log e_i`, :math:`y_{i+1}` (costs
@@ -49,7 +51,7 @@ from experiments import _validate as v
 @dataclass(frozen=True)
 class NStar:
     value: float            # N* (NaN unless interpolated)
-    crossing: str           # interpolated | below_grid | above_grid
+    crossing: str           # interpolated | below_grid | above_grid | diverged
     log_se: float = 0.0     # delta-method standard error of log N* (0 for exact errors)
     bracket: tuple[int, int] | None = None   # indices of the two cells that decide it
     ambiguous: bool = False
@@ -57,9 +59,12 @@ class NStar:
 
 def is_monotone(errors, errors_se=None, *, n_se: float = 3.0) -> bool:
     """True when the error never increases with cost by more than ``n_se`` combined standard errors."""
-    e = v.finite_array("errors", errors, ndim=1)
-    se = np.zeros_like(e) if errors_se is None else np.broadcast_to(
-        v.finite_array("errors_se", errors_se, ndim=(0, 1)), e.shape)
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 1:
+        raise ValueError(f"errors must have 1 dimension, got shape {e.shape}")
+    se = np.zeros_like(e) if errors_se is None else np.broadcast_to(np.asarray(errors_se, float), e.shape)
+    se = np.where(np.isfinite(se), se, 0.0)
+    e = np.where(np.isfinite(e), e, np.finfo(float).max)     # a diverged cell is above everything
     rise = np.diff(e)
     slack = n_se * np.hypot(se[1:], se[:-1])
     return bool(np.all(rise <= slack))
@@ -67,7 +72,14 @@ def is_monotone(errors, errors_se=None, *, n_se: float = 3.0) -> bool:
 
 def _check(nfe, errors, eps):
     nfe = v.positive_array("nfe", nfe, ndim=1)
-    e = v.finite_array("errors", errors, ndim=1)
+    try:
+        e = np.asarray(errors, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"errors must be numeric, got {errors!r}") from exc
+    if e.ndim != 1:
+        raise ValueError(f"errors must have 1 dimension, got shape {e.shape}")
+    if np.any(e == -np.inf):
+        raise ValueError("errors must not be -inf")
     eps = v.in_open_interval("eps", eps, 0.0, 1.0e300)
     if nfe.shape != e.shape:
         raise ValueError(f"nfe and errors must have the same shape, got {nfe.shape} and {e.shape}")
@@ -79,14 +91,16 @@ def _check(nfe, errors, eps):
 def nstar_detail(nfe, errors, eps, errors_se=None) -> NStar:
     """N* for one accuracy ``eps`` with its delta-method uncertainty (see the module docstring)."""
     nfe, e, eps = _check(nfe, errors, eps)
-    se = np.zeros_like(e) if errors_se is None else np.broadcast_to(
-        v.finite_array("errors_se", errors_se, ndim=(0, 1)), e.shape)
-    above = np.flatnonzero(e > eps)
+    se = np.zeros_like(e) if errors_se is None else np.broadcast_to(np.asarray(errors_se, float), e.shape)
+    se = np.where(np.isfinite(se), se, 0.0)
+    above = np.flatnonzero(~(e <= eps))          # a non-finite error (a diverged law) meets no eps
     if above.size == 0:
         return NStar(math.nan, "below_grid")
     i = int(above[-1])
     if i == e.size - 1:
         return NStar(math.nan, "above_grid")
+    if not np.isfinite(e[i]):                   # nothing to interpolate from: N* <= the next cost
+        return NStar(float(nfe[i + 1]), "diverged", math.nan, (i, i + 1))
     # several crossings beyond the noise; a deterministic curve's extra crossings are real, not noise, and
     # its last crossing is the N* it can guarantee, so only noisy curves are called ambiguous
     ambiguous = bool(np.any(se > 0) and np.any(e[:i] < eps - 2.0 * se[:i]))
@@ -129,7 +143,7 @@ CURVE = ["study", "sampler", "variant", "target", "params", "metric", "d"]
 def _status(res: NStar, gates) -> str:
     """Whether an N* row may enter a fit: ``ok``, or why not."""
     if res.crossing != "interpolated":
-        return res.crossing
+        return res.crossing               # below_grid, above_grid, diverged
     if res.ambiguous:
         return "ambiguous"
     if any(gates[j] == "unresolved" for j in res.bracket):
@@ -172,7 +186,7 @@ def nstar_table(errors, replicates=None, scans=None, served=None):
         mono = is_monotone(err, se)
         loo = None
         if reps is not None and key in reps:
-            pivot = reps[key].pivot_table(index="cost", columns="group", values="error")
+            pivot = reps[key].pivot_table(index="cost", columns="group", values="error", dropna=False)
             loo = pivot.loc[grp["cost"].to_numpy()].to_numpy(float)          # (n_costs, R)
         for e in eps_list:
             res = nstar_detail(nfe, err, e, se)
