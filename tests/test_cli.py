@@ -117,7 +117,7 @@ STUDY_BAD = [
     (["rounds", "--jobs", "0", "--dry-run"], "--jobs"),
     (["rounds", "--seed", "-1", "--dry-run"], "--seed"),
     (["rounds", "--out", ""], "--out"),
-    (["schedules", "--quick", "--samplers", "ddpm", "--dry-run"], "does not accept --samplers"),
+    (["schedules", "--quick", "--samplers", "ddpm", "--dry-run"], "this study runs ve_ei"),
     (["reconstructed", "--quick", "--samplers", "li_jiao", "--dry-run"], "this study runs"),
     (["report", "--out", "{out}"], "no main-study results"),
     (["report", "--out", "{file}"], "is a file"),

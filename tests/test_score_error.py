@@ -109,12 +109,12 @@ def test_family_is_a_scan_family(tmp_path):
     assert fam.at(50).l2_error(0.7) == pytest.approx(0.1)           # total convention, any d
     scan = Scan(study="t", profile="quick", sampler="ddpm", variant="tuned", family=fam, params=(),
                 costs=(8, 16), pairs=((10, 0.01),), metrics=("tv_annealed",), n_draws=1, root_seed=0)
-    rows = run_scan(scan, str(tmp_path))
+    rows = run_scan(scan, str(tmp_path))["errors"]
     assert len(rows) == 2 and rows[0]["target"] == fam.name
     exact_scan = Scan(study="t", profile="quick", sampler="ddpm", variant="tuned", family=ScoreErrorFamily(
         get_target("gauss_aniso"), 0.0), params=(), costs=(8, 16), pairs=((10, 0.01),), metrics=("tv_annealed",),
         n_draws=1, root_seed=0)
-    assert [r["error"] for r in run_scan(exact_scan, None)] != [r["error"] for r in rows]
+    assert [r["error"] for r in run_scan(exact_scan, None)["errors"]] != [r["error"] for r in rows]
 
 
 @pytest.mark.parametrize("kwargs, word", [

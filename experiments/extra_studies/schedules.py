@@ -11,7 +11,7 @@ Measurement. The "ve_ei" sampler (experiments/samplers/ve.py) with ``schedule="e
 :math:`T = \tfrac12\log(1+80^2)`, :math:`\delta = \tfrac12\log(1+0.002^2)`) and the same number of steps N,
 started from the exact law at T (no initialisation error), in exact law mode: one scan
 (:class:`experiments.cells.Scan`) per (target, score condition, schedule), run by
-:func:`experiments.cells.run_scan` (through :func:`run_scans`, one cache folder per scan). Score conditions:
+:func:`experiments.cells.run_scan` (through :func:`experiments.extra_studies.run_scans`). Score conditions:
 
 * ``exact``: the exact score (well trained);
 * ``inv_sigma eps``: :class:`experiments.score_error.PerturbedGaussian` with the ``"inv_sigma"`` profile,
@@ -58,7 +58,6 @@ Outputs: ``errors.csv`` (the suite's error rows plus ``base_target``, ``conditio
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -66,10 +65,9 @@ import numpy as np
 import pandas as pd
 
 from experiments.cache import atomic_write_text
-from experiments.cells import Scan, run_scan
+from experiments.cells import Scan
 from experiments.complexity import cost_ladder, nstar_table
-from experiments.executors import imap
-from experiments.extra_studies import Study
+from experiments.extra_studies import Study, run_scans
 from experiments.score_error import ScoreErrorFamily
 from experiments.studies import GaussianFamily, get_target
 
@@ -141,26 +139,6 @@ def plan(ctx, prof: Profile, *, targets=None, conditions=None, schedules=SCHEDUL
                                   params=params, costs=Ns, pairs=pairs, metrics=METRICS, n_draws=1,
                                   root_seed=ctx.seed))
     return scans, names
-
-
-def _run_one(job):
-    scan, cache_dir = job
-    return run_scan(scan, cache_dir=cache_dir)
-
-
-def run_scans(ctx, scans) -> pd.DataFrame:
-    """:func:`experiments.extra_studies.run_scans` with one cache folder per scan (the error rows only: the
-    sampler is deterministic). Private workaround: :class:`experiments.cache.CellCache` removes every
-    ``.*.tmp`` file of its folder when it is opened, so process-pool workers that share one folder delete each
-    other's files in flight (``FileNotFoundError`` with ``--jobs 2``)."""
-    jobs = []
-    for s in scans:
-        ident = json.dumps([s.sampler, s.variant, s.target, dict(s.params)], sort_keys=True, default=str)
-        jobs.append((s, str(ctx.out / "cache" / f"scan-{hashlib.sha256(ident.encode()).hexdigest()[:16]}")))
-    rows = []
-    for _, result in imap(_run_one, jobs, executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
-        rows.extend(result["errors"])
-    return pd.DataFrame(rows)
 
 
 def _served(scans) -> dict:
@@ -358,7 +336,7 @@ def run(ctx) -> dict:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {ctx.profile!r}")
     prof = PROFILES[ctx.profile]
     scans, names = plan(ctx, prof)
-    errors = run_scans(ctx, scans)                     # deterministic sampler: no replicate rows
+    errors, _ = run_scans(ctx, scans)                  # deterministic sampler: no replicate rows
     errors = label(errors, names)
     nst, _ = nstar_table(errors, None, served=_served(scans))
     cmp = compare(errors)
