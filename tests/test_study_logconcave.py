@@ -1,9 +1,8 @@
 """Study "logconcave" (experiments/extra_studies/logconcave.py): quick profile in a temporary folder.
 
-Measured on the quick profile (seed 0; d in {10, 1e3, 1e5}, eps 0.2..0.05, 16 internal draws):
-ulmc a = 0.50 [0.49, 0.50], b = 0.98 [0.95, 1.01], b - 2a consistent with 0;
-gcc_logconcave (T_corr = 0.25, corr_steps = steps) annealed TV a = 0.33 [0.31, 0.34] (claim 5/12: loose),
-b = 0.44 [0.28, 0.60]; quenched a = 0.35 [0.33, 0.37].
+The quick profile (seed 0; d in {10, 1e3, 1e5}, eps 0.2..0.05) runs ulmc (deterministic: one-slope fit in
+d/eps^2 with its local-slope range) and gcc_logconcave (internal draws in replicate groups, adaptive; jackknife
+intervals).
 """
 
 import numpy as np
@@ -33,7 +32,7 @@ def _v(t, sampler, metric="tv_annealed"):
 
 def test_outputs(quick):
     out, t = quick
-    for name in ("nstar", "fits", "verdicts", "mixing_floor", "local_slopes"):
+    for name in ("nstar", "exponents", "verdicts", "mixing_floor", "local_slopes"):
         assert (out / f"{name}.csv").exists() and len(t[name])
     assert (out / "figures" / "logconcave_d_exponent.png").stat().st_size > 10_000
     assert t["nstar"]["d"].max() >= 100000
@@ -41,33 +40,36 @@ def test_outputs(quick):
 
 
 def test_ulmc_matches_its_claim_and_the_product_structure(quick):
-    """ULMC's claim sqrt(d)/eps: the eps-exponent interval contains 1, the d-exponent is not above 1/2
-    (measured 0.50 [0.49, 0.50]: 'loose' by a hair, the small-d end of TV(product) is not yet linear in
-    sqrt(d)), and b = 2a holds (deterministic step times on a product target)."""
+    """ULMC's claim sqrt(d)/eps: deterministic step times on a product target, so N* is a function of d/eps^2
+    (structure spread ~ 0) and the one-slope fit gives a = s, b = 2s with s ~ 1/2: consistent in eps, not above
+    1/2 in d (measured a = 0.50 [0.46, 0.51], consistent). The same with --seed 1 (a deterministic sampler)."""
     _, t = quick
     u = _v(t, "ulmc")
-    assert u["verdict_eps"] == "tight"
-    assert u["verdict_d"] in ("tight", "loose")
-    assert u["structure_applies"] and u["structure"] == "consistent"
+    assert u["interval"] == "local-slope range"
+    assert u["verdict_eps"] == "consistent"
+    assert u["verdict_d"] in ("consistent", "loose")
+    assert u["claim_on_structure"] and u["structure_spread"] < 0.05
 
 
 def test_gcc_logconcave_d_exponent_within_claim_and_below_ulmc(quick):
-    """The d^{5/12} claim holds (annealed TV: interval not above 5/12) and the dimension dependence is
-    strictly better than ULMC's (intervals disjoint); the randomized sampler is exempt from b = 2a."""
+    """The d^{5/12} claim is not violated (annealed TV: consistent or loose) and the dimension dependence is
+    strictly better than ULMC's (jackknife interval below ULMC's whole local-slope range). Checked with
+    --seed 0 and --seed 1 (quick profile): loose both times, a = 0.356 [0.344, 0.368] and 0.353 [0.341, 0.364]."""
     _, t = quick
     g, u = _v(t, "gcc_logconcave"), _v(t, "ulmc")
-    assert g["verdict_d"] in ("tight", "loose"), g[["a", "a_lo", "a_hi"]].to_dict()
+    assert g["interval"] == "jackknife 95%"
+    assert g["verdict_d"] in ("consistent", "loose"), g[["a", "a_lo", "a_hi"]].to_dict()
     assert g["a_hi"] < u["a_lo"]
-    assert not g["structure_applies"]
-    q = _v(t, "gcc_logconcave", "tv_quenched")
-    assert q["verdict_d"] in ("tight", "loose")
-    # quenched TV is an upper bound of the annealed one, so its N* (and exponents) can only be larger
+    # the mean conditional sqrt(KL) bounds the annealed TV from above (convexity and Pinsker), so its N* can
+    # only be larger, up to the annealed TV's Monte Carlo error (3 delta-method standard errors)
     nst = t["nstar"]
-    gq = nst[(nst["sampler"] == "gcc_logconcave") & (nst["metric"] == "tv_quenched")].set_index(["d", "eps"])
-    ga = nst[(nst["sampler"] == "gcc_logconcave") & (nst["metric"] == "tv_annealed")].set_index(["d", "eps"])
-    both = gq[["nstar"]].rename(columns={"nstar": "nstar_q"}).join(ga[["nstar"]].rename(columns={"nstar": "nstar_a"}))
-    both = both.dropna(subset=["nstar_q", "nstar_a"])
-    assert len(both) > 0 and (both["nstar_q"] >= both["nstar_a"] * 0.999).all()
+    ok = nst[(nst["sampler"] == "gcc_logconcave") & (nst["status"] == "ok")]
+    gq = ok[ok["metric"] == "sqrt_kl"].set_index(["d", "eps"])
+    ga = ok[ok["metric"] == "tv_annealed"].set_index(["d", "eps"])
+    both = gq[["nstar"]].rename(columns={"nstar": "n_kl"}).join(
+        ga[["nstar", "nstar_log_se"]].rename(columns={"nstar": "n_tv"}), how="inner")
+    assert len(both) > 0
+    assert (np.log(both["n_kl"]) >= np.log(both["n_tv"]) - 3 * both["nstar_log_se"]).all()
 
 
 def test_negative_control_ulmc_does_not_reach_five_twelfths(quick):

@@ -27,7 +27,7 @@ def _quick_switches():
 
 def test_outputs_written(quick):
     out, t = quick
-    for name in ("errors", "nstar", "fits", "effects"):
+    for name in ("errors", "nstar", "exponents", "effects"):
         assert (out / f"{name}.csv").exists() and len(t[name]) > 0
     assert "generated" in (out / "tables.md").read_text()
     assert (out / "figures" / "reconstructed_exponents.png").stat().st_size > 10_000
@@ -50,12 +50,32 @@ def test_every_switch_is_live(quick):
         assert np.max(np.abs(curves[0][common] - curves[1][common])) > 1e-6, (sampler, switch)
 
 
+def _exps(variants, randomized):
+    return pd.DataFrame([dict(study="reconstructed", sampler="ddram" if randomized else "ddpm", target="gauss_aniso",
+                              metric="tv_annealed", randomized=randomized, variant=v, a=a, b=b)
+                         for v, (a, b) in variants.items()])
+
+
 def test_effect_arithmetic_with_negative_control():
-    base = {"sampler": "ddpm", "target": "gauss_aniso", "metric": "tv_annealed", "a": 0.5, "a_se": 0.01,
-            "b": 1.0, "b_se": 0.02, "df_resid": 20}
-    same = pd.DataFrame([{**base, "variant": "variance=small"}, {**base, "variant": "variance=large"}])
-    row = R.effects(same).iloc[0]
+    # deterministic: exact differences, compared with the verdict margins (1/24 for a, 1/12 for b)
+    same = _exps({"variance=small": (0.5, 1.0), "variance=large": (0.5, 1.0)}, False)
+    row = R.effects(same, pd.DataFrame()).iloc[0]
     assert row["da"] == 0.0 and row["db"] == 0.0 and row["changes"] == "neither"
-    moved = pd.DataFrame([{**base, "variant": "variance=small"}, {**base, "variant": "variance=large", "a": 0.7}])
-    row = R.effects(moved).iloc[0]
-    assert row["changes"] == "a" and row["da_lo"] > 0
+    moved = _exps({"variance=small": (0.5, 1.0), "variance=large": (0.7, 1.0)}, False)
+    assert R.effects(moved, pd.DataFrame()).iloc[0]["changes"] == "a"
+    small = _exps({"variance=small": (0.5, 1.0), "variance=large": (0.52, 1.0)}, False)
+    assert R.effects(small, pd.DataFrame()).iloc[0]["changes"] == "neither"      # below the margin
+    # randomized: the paired jackknife over replicate groups; common noise cancels, a real shift does not
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.05, 8)                    # shared by both readings (common random numbers)
+    reps = []
+    for v, shift in (("linear=relative_score", 0.0), ("linear=score", 0.03)):
+        for g in range(8):
+            reps.append(dict(study="reconstructed", sampler="ddram", variant=v, target="gauss_aniso",
+                             metric="tv_annealed", group=g, a=0.4 + shift + noise[g], b=0.8 + noise[g]))
+    ex = _exps({"linear=relative_score": (0.4, 0.8), "linear=score": (0.43, 0.8)}, True)
+    row = R.effects(ex, pd.DataFrame(reps)).iloc[0]
+    assert row["da"] == pytest.approx(0.03) and row["da_lo"] > 0 and row["changes"] == "a"
+    # negative control: without common random numbers (independent noise) the same shift is not resolved
+    indep = [dict(r, a=r["a"] + (rng.normal(0, 0.05) if r["variant"] == "linear=score" else 0.0)) for r in reps]
+    assert R.effects(ex, pd.DataFrame(indep)).iloc[0]["changes"] == "neither"

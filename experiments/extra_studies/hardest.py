@@ -1093,8 +1093,6 @@ def _analyse(ctx, P, items, results, nst, nst_reps, worst, worst_reps, errors, r
     reps = pd.concat([worst_reps, nst_reps[nst_reps["target"].isin(FIXED_TARGETS)] if len(nst_reps) else None],
                      ignore_index=True) if len(worst_reps) or len(nst_reps) else pd.DataFrame()
     exps, exp_reps = fit_exponents(both, reps if len(reps) else None)
-    keys = ["study", "sampler", "variant", "target", "metric"]
-    exps = exps.merge(both.groupby(keys)["draws"].max().rename("draws_max").reset_index(), on=keys, how="left")
     ver = verdicts(exps, both)
     classes = pd.DataFrame([r for s in P["samplers"] for r in theorem_class(s).rows()])
     classes["variance_floor"] = [theorem_class(s).variance_floor() for s in P["samplers"] for _ in range(2)]

@@ -108,15 +108,21 @@ def effects(exps: pd.DataFrame, exp_reps: pd.DataFrame) -> pd.DataFrame:
                 if bool(ra["randomized"]):
                     # exponent_differences pairs two "samplers": relabel the readings as such
                     ex2 = sub.assign(sampler=sub["variant"], variant="paired", study=NAME)
-                    rp = exp_reps[(exp_reps["sampler"] == sampler) & (exp_reps["metric"] == metric)
-                                  & exp_reps["variant"].isin([choice, alt])]
-                    rp = rp.assign(sampler=rp["variant"], variant="paired", study=NAME)
+                    if len(exp_reps):
+                        rp = exp_reps[(exp_reps["sampler"] == sampler) & (exp_reps["metric"] == metric)
+                                      & exp_reps["variant"].isin([choice, alt])]
+                        rp = rp.assign(sampler=rp["variant"], variant="paired", study=NAME)
+                    else:                     # no replicate exponents (too few ok N*): no interval
+                        rp = pd.DataFrame(columns=["study", "sampler", "variant", "target", "metric", "group", "a", "b"])
                     d = exponent_differences(ex2, rp, alt, choice, metric=metric).iloc[0]
                     for k, name in (("a", "d"), ("b", "eps")):
                         row.update({f"{k}_choice": rb[k], f"{k}_alt": ra[k], f"d{k}": d[f"delta_{name}"],
                                     f"d{k}_lo": d[f"delta_{name}_lo"], f"d{k}_hi": d[f"delta_{name}_hi"]})
-                    moved = [k for k in ("a", "b") if not row[f"d{k}_lo"] <= 0.0 <= row[f"d{k}_hi"]]
+                    moved = [k for k in ("a", "b") if np.isfinite(row[f"d{k}_lo"])
+                             and not row[f"d{k}_lo"] <= 0.0 <= row[f"d{k}_hi"]]
                     row["interval"] = "paired jackknife 95% (common draws)"
+                    if not np.isfinite(row["da_lo"]):
+                        moved, row["interval"] = ["undetermined"], "no interval (too few ok N* for replicate fits)"
                 else:
                     for k in ("a", "b"):
                         diff = float(ra[k]) - float(rb[k])
