@@ -81,6 +81,7 @@ code                   paper
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -97,6 +98,21 @@ NFE_PER_CORRECTOR_STEP = {"ei": 1, "rm": 2}
 
 # -- numerically stable pieces -----------------------------------------------------------------
 
+def _scalar_memo(fn):
+    """Memoise ``fn`` on scalar arguments (a corrector calls it with the same step at every one of its steps);
+    arrays go through unchanged."""
+    cached = functools.lru_cache(maxsize=256)(lambda *args: fn(*args))
+
+    def wrapper(*args):
+        if all(np.ndim(a) == 0 for a in args):
+            return cached(*(float(a) for a in args))
+        return fn(*args)
+
+    wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
+    return wrapper
+
+
+@_scalar_memo
 def _f3(z):
     """f(z) = z - 2(1 - e^{-z}) + (1 - e^{-2z})/2 = z^3/3 - z^4/4 + ... (series below z = 0.1)."""
     z = np.asarray(z, dtype=float)
@@ -112,6 +128,7 @@ def _f3(z):
     return np.where(z < 0.1, series, direct)
 
 
+@_scalar_memo
 def _f2(z):
     """z - (1 - e^{-z}) = z^2/2 - z^3/6 + ... (series below z = 0.1)."""
     z = np.asarray(z, dtype=float)
@@ -135,6 +152,14 @@ def ou_pair(ell, gamma, noise, n_columns):
     r"""Draw :math:`(D, J)` on an interval of length ``ell`` (scalar or (batch, 1)):
     :math:`J = \int_0^\ell e^{-\gamma(\ell-s)}dB_s`, :math:`D = \int_0^\ell (1-e^{-\gamma(\ell-s)})dB_s`.
     Two ``noise.normal`` draws."""
+    c, s_d, s_j = _ou_pair_coefficients(ell, gamma)
+    xi1, xi2 = noise.normal(n_columns), noise.normal(n_columns)
+    return c * xi1 + s_d * xi2, s_j * xi1
+
+
+@_scalar_memo
+def _ou_pair_coefficients(ell, gamma):
+    """``(c, s_d, s_j)`` with ``D = c xi1 + s_d xi2``, ``J = s_j xi1`` (see :func:`ou_pair`)."""
     z = gamma * np.asarray(ell, dtype=float)
     var_j = -np.expm1(-2.0 * z) / (2.0 * gamma)
     var_d = _f3(z) / gamma
@@ -142,8 +167,7 @@ def ou_pair(ell, gamma, noise, n_columns):
     s_j = np.sqrt(var_j)
     c = np.divide(cov, s_j, out=np.zeros_like(s_j), where=s_j > 0)
     s_d = np.sqrt(np.maximum(var_d - c * c, 0.0))
-    xi1, xi2 = noise.normal(n_columns), noise.normal(n_columns)
-    return c * xi1 + s_d * xi2, s_j * xi1
+    return c, s_d, s_j
 
 
 def ulmc_noise_covariance(h, a, gamma):
