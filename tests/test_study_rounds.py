@@ -4,7 +4,7 @@ negative control.
 
 Seed stability: every verdict asserted here was checked on the quick profile with ``--seed 0`` and ``--seed 1``
 (``python -m experiments.scaling rounds --quick --seed S``). Measured (seed 0 / seed 1):
-li_jiao_parallel p = 1.58 [1.55, 1.60] / 1.61 [1.58, 1.64] (loose / loose against 2 with margin 0.28);
+li_jiao_parallel p = 1.58 [1.55, 1.60] / 1.61 [1.58, 1.64] (loose / loose against 2, margins 0.27 / 0.29);
 gupta_cai_chen_parallel predictor p = 0.93 [0.83, 1.03] / 0.86 [0.78, 0.94] (loose / loose);
 sequential li_jiao p = 2.41 [2.03, 2.79] / 2.43 [2.31, 2.56] (its verdict against log^2 flips between
 inconclusive and violated with the seed, so it is not asserted); paired contrast q = 0.84 [0.44, 1.23] /
