@@ -173,10 +173,10 @@ def test_ddpm_pmm_against_ddpm1000_and_respacing(quick):
     assert (dd["gate"] != "unresolved").all()
     assert (dd["tv_pmm"] + 2 * dd["tv_pmm_se"] < dd["tv_respaced"]).all()
     # the realised NFE matches the documented expectation (2 - 1/K) N / K within 5 of its jackknife standard
-    # errors (t with 7 df: P(|T| > 5) ~ 0.002 per K)
-    assert (dd["nfe_se"] > 0).all()
-    assert np.all(np.abs(dd["nfe"] - dd["nfe_expected"]) <= 5 * dd["nfe_se"]), dd[["K", "nfe", "nfe_expected",
-                                                                                    "nfe_se"]]
+    # errors (t with 7 df: P(|T| > 5) ~ 0.002 per K; the Latin hypercube makes the count of selections exact,
+    # se = 0, when the draws per group are a multiple of K, and then the NFE must be the expectation itself)
+    assert np.all(np.abs(dd["nfe"] - dd["nfe_expected"]) <= 5 * dd["nfe_se"] + 1e-9 * dd["nfe_expected"]), dd[
+        ["K", "nfe", "nfe_expected", "nfe_se"]]
     summ = t["ddpm_summary"]
     assert summ["min_matching_nfe"].notna().all()
     assert set(summ["against_paper"]) == {"above"}

@@ -8,14 +8,14 @@ Three parts, each with its own tables and figure.
 ``ulmc``, ``pulmc``, ``shen_lee``) target the data law of the product family :data:`LC_FAMILY`
 (half the coordinates N(0.5, 1), half N(-0.5, 1/4): m = 1, L = 4, kappa = 4), started from its OU
 marginal at level 3. Each sampler is one law-mode scan of the main study's pipeline
-(:func:`experiments.extra_studies.run_scans`): the exact TV of the deterministic samplers, and for the
-randomized ones the annealed TV (Monte Carlo over sufficient statistics) and the exact quenched TV of a
-mixture over internal draws made in 8 replicate groups of Latin hypercubes, the cells that decide an N*
-refining their draws until they pass the gate of :mod:`experiments.cells`. N* with its status comes from
-:func:`experiments.complexity.nstar_table`, the exponents from :func:`analysis.exponents.fit_exponents`:
-a replicate-jackknife 95% interval for the randomized samplers; for the deterministic ones (lmc, ulmc,
-deterministic step times on a product target) the one-slope fit in d/eps^2 with its *range of local
-slopes* (no confidence interval: there is no sampling error).
+(:func:`experiments.cells.run_scan`, through the context's executor): the exact TV of the deterministic
+samplers, and for the randomized ones the annealed TV (Monte Carlo over sufficient statistics) and the
+exact quenched TV of a mixture over internal draws made in 8 replicate groups of Latin hypercubes, the
+cells that decide an N* refining their draws until they pass the gate of :mod:`experiments.cells`. N*
+with its status comes from :func:`experiments.complexity.nstar_table`, the exponents from
+:func:`analysis.exponents.fit_exponents`: a replicate-jackknife 95% interval for the randomized samplers;
+for the deterministic ones (lmc, ulmc, deterministic step times on a product target) the one-slope fit in
+d/eps^2 with its *range of local slopes* (no confidence interval: there is no sampling error).
 
 *What "reach eps" means.* A Langevin sampler run for a fixed Langevin-time horizon has two errors:
 mixing (the continuous dynamics has not forgotten its start: it decays like e^{-m tau} whatever the
@@ -84,6 +84,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import zlib
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -99,9 +101,10 @@ from analysis.verdicts import MARGIN, ladder_resolution, verdicts
 from analysis.verdicts import verdict as verdict_rule
 from experiments import distances
 from experiments.cache import atomic_write_text
-from experiments.cells import Scan, code_version, deciding, gate, lifted
+from experiments.cells import Scan, code_version, deciding, gate, lifted, run_scan
 from experiments.complexity import cost_ladder, nstar_table
-from experiments.extra_studies import Study, run_scans
+from experiments.executors import imap
+from experiments.extra_studies import Study, run_cached
 from experiments.internal import REPLICATE_GROUPS, LatinHypercube, block_seed
 from experiments.laws import gaussian_law
 from experiments.replicates import ReplicatedError, jackknife_se, replicated_error
@@ -463,6 +466,15 @@ def speedup_table(exps: pd.DataFrame, exp_reps: pd.DataFrame, pairs, *, half_ste
 # =================================================================================================
 
 
+def _part_a_job(job, cache_dir: str):
+    """One job of part (a) for the executor: a registered sampler's scan, or the broken control's loop."""
+    if isinstance(job, Scan):
+        return "scan", run_scan(job, cache_dir)
+    job = dict(job)
+    return "broken", broken_scan(job.pop("ctx"), job.pop("family"), job.pop("costs"), job.pop("params"),
+                                 job.pop("pairs"), job.pop("metrics"), **job)
+
+
 def _served(scans) -> dict:
     served = {}
     for s in scans:
@@ -500,15 +512,26 @@ def part_a(ctx, P):
                           n_draws=P["n_draws"] if spec.randomized else 1, root_seed=ctx.seed,
                           annealed_samples=P["annealed_samples"], max_draws=P["max_draws"] if spec.randomized else 0,
                           precision=P["precision"], n_infeasible=len(ladder) - len(costs)))
-    errors, replicates = run_scans(ctx, scans)
-    # negative control on a smaller window (its ladder is PLMC's, and each of its steps costs 2K draws)
+    # negative control on a smaller window (its ladder is PLMC's, and each of its steps costs 2K draws); it runs
+    # through the context's executor beside the registered samplers' scans (the two longest jobs first)
     tau, _ = horizons[BROKEN]
     params = dict(horizon=tau, K=P["K"])
     bpairs = tuple((d, e) for d in P["broken_dims"] for e in eps)
     ladder = list(cost_ladder(LADDER_START["plmc"], MAX_COST, per_octave=P["per_octave"]))
-    brows, breps = broken_scan(ctx, family, ladder, params, bpairs, ("tv_annealed", "tv_quenched"),
-                               n_draws=P["n_draws"], max_draws=P["max_draws"], precision=P["precision"],
-                               annealed_samples=P["annealed_samples"])
+    broken = dict(ctx=ctx, family=family, costs=ladder, params=params, pairs=bpairs,
+                  metrics=("tv_annealed", "tv_quenched"), n_draws=P["n_draws"], max_draws=P["max_draws"],
+                  precision=P["precision"], annealed_samples=P["annealed_samples"])
+    first = [s for s in scans if s.sampler == "pulmc"]
+    jobs = first + [broken] + [s for s in scans if s not in first]
+    rows, reps, brows, breps = [], [], [], []
+    for _, (kind, result) in imap(partial(_part_a_job, cache_dir=str(ctx.out / "cache")), jobs,
+                                  executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
+        if kind == "scan":
+            rows += result["errors"]
+            reps += result["replicates"]
+        else:
+            brows, breps = result
+    errors, replicates = pd.DataFrame(rows), pd.DataFrame(reps)
     errors = pd.concat([errors, pd.DataFrame(brows)], ignore_index=True)
     replicates = pd.concat([replicates, pd.DataFrame(breps)], ignore_index=True)
     served = _served(scans)
@@ -573,35 +596,52 @@ def slope_bootstrap(grp: pd.DataFrame, boots: dict, level: float = 0.95) -> dict
             "slope_local_max": float(local.max()), "interval": "basic bootstrap 95% (samples)"}
 
 
-def part_b(ctx, P):
-    target = ProductMixture(BIMODAL["weights"], BIMODAL["means"], BIMODAL["variances"])
-    L = target.lipschitz_sup(0.0)
-    # bimodal: no LSI horizon from a theorem. The start (OU level 3, nearly N(0, 1)) is symmetric like the
-    # target, so no mass has to cross between the modes; 12 units of Langevin time relax the rest (L ~ 7.8).
-    tau = MIX_HORIZON
+def _mixture_target():
+    return ProductMixture(BIMODAL["weights"], BIMODAL["means"], BIMODAL["variances"])
+
+
+def mixture_cell(item: dict) -> dict:
+    """One (sampler, NFE budget) of part (b) in sample mode: the KS distance with its bootstrap replicates and the
+    second-moment error. Module-level (the executor ships it to workers); its random numbers come from the root
+    seed and the cell's words, as :meth:`experiments.extra_studies.StudyContext.rng` derives them."""
+    target = _mixture_target()
     cdf = lambda x: target.cdf(x[:, None], 0.0)[:, 0]       # noqa: E731
-    n = P["mix_n"]
-    rows, boots = [], {}
+    name, cost, K, n, tau = item["sampler"], item["cost"], item["K"], item["n"], item["horizon"]
+    steps = cost if name == "lmc" else max(1, int(round(cost / (2 - 1 / K))))
+    params = dict(horizon=tau) if name == "lmc" else dict(horizon=tau, K=K)
+    kernel = get_sampler(name).make(steps, **params)
+    words = zlib.crc32(json.dumps([str(w) for w in ("mixture", name, cost)]).encode())
+    rng = np.random.default_rng(np.random.SeedSequence([item["seed"], words]))
+    res = run_samples(kernel, target, n, rng)
+    x = res.x[:, 0]
+    ks = ks_distance(x, cdf)
+    boot = ks_bootstrap(x, cdf, item["n_boot"], rng)
     m2_exact = float(np.sum(np.asarray(BIMODAL["weights"]) * (np.asarray(BIMODAL["means"]) ** 2
                                                                + np.asarray(BIMODAL["variances"]))))
-    for name in ("lmc", "plmc"):
-        for cost in P["mix_costs"]:
-            steps = cost if name == "lmc" else max(1, int(round(cost / (2 - 1 / P["K"]))))
-            params = dict(horizon=tau) if name == "lmc" else dict(horizon=tau, K=P["K"])
-            kernel = get_sampler(name).make(steps, **params)
-            rng = ctx.rng("mixture", name, cost)
-            res = run_samples(kernel, target, n, rng)
-            x = res.x[:, 0]
-            ks = ks_distance(x, cdf)
-            boot = ks_bootstrap(x, cdf, P["mix_boot"], rng)
-            boots[(name, cost)] = boot
-            # basic bootstrap interval (2 ks - quantiles): corrects the upward bias of the resampled KS
-            lo, hi = 2 * ks - np.quantile(boot, 0.975), 2 * ks - np.quantile(boot, 0.025)
-            rows.append({"sampler": name, "nfe_budget": cost, "m2_error": float(np.mean(x ** 2) - m2_exact),
-                         "m2_se": float(np.std(x ** 2, ddof=1) / np.sqrt(n)), "steps": steps,
-                         "K": P["K"] if name == "plmc" else 1, "step_size": tau / steps, "nfe": float(res.nfe.mean()),
-                         "n": n, "ks": ks, "ks_lo": max(lo, 0.0), "ks_hi": hi, "ks_boot_se": float(boot.std(ddof=1)),
-                         "null_floor": 0.8687 / np.sqrt(n), "horizon": tau, "L": L})
+    # basic bootstrap interval (2 ks - quantiles): corrects the upward bias of the resampled KS
+    lo, hi = 2 * ks - np.quantile(boot, 0.975), 2 * ks - np.quantile(boot, 0.025)
+    row = {"sampler": name, "nfe_budget": cost, "m2_error": float(np.mean(x ** 2) - m2_exact),
+           "m2_se": float(np.std(x ** 2, ddof=1) / np.sqrt(n)), "steps": steps, "K": K if name == "plmc" else 1,
+           "step_size": tau / steps, "nfe": float(res.nfe.mean()), "n": n, "ks": ks, "ks_lo": max(lo, 0.0),
+           "ks_hi": hi, "ks_boot_se": float(boot.std(ddof=1)), "null_floor": 0.8687 / np.sqrt(n), "horizon": tau,
+           "L": float(target.lipschitz_sup(0.0))}
+    return {"row": row, "boot": boot.tolist()}
+
+
+def part_b(ctx, P):
+    # bimodal: no LSI horizon from a theorem. The start (OU level 3, nearly N(0, 1)) is symmetric like the
+    # target, so no mass has to cross between the modes; 12 units of Langevin time relax the rest (L ~ 7.8).
+    items = [dict(sampler=name, cost=int(cost), K=P["K"], n=P["mix_n"], horizon=MIX_HORIZON, n_boot=P["mix_boot"],
+                  seed=ctx.seed) for name in ("lmc", "plmc") for cost in P["mix_costs"]]
+    code = code_version()
+
+    def key(item):
+        return "mixture-" + hashlib.sha256(json.dumps(dict(item, code=code), sort_keys=True).encode()).hexdigest()[:32]
+
+    # the cells are independent: through the context's executor (largest budgets first), each cached when done
+    results = run_cached(ctx, items, mixture_cell, key, order=lambda it: -it["cost"])
+    rows = [r["row"] for r in results]
+    boots = {(r["row"]["sampler"], r["row"]["nfe_budget"]): np.asarray(r["boot"], float) for r in results}
     df = pd.DataFrame(rows)
     # KS carries a sampling floor ~0.87/sqrt(n): the slope is fitted only where the bias is resolved,
     # i.e. where the bootstrap lower bound exceeds twice that floor
