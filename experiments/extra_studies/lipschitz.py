@@ -86,6 +86,8 @@ def family(v_small: float) -> GaussianFamily:
 
 def _profile(name: str) -> dict:
     if name == "quick":
+        # eps = 0.2 (default and full: 0.1 and below): N* about halves at every L, which keeps the profile under a
+        # minute; the claims' L exponents do not depend on eps
         return dict(d=1000, eps=(0.2,), v_small=(1.0, 0.3, 0.1, 0.03), n_draws=32, max_draws=128, precision=0.15,
                     annealed_samples=4000, per_octave=2)
     if name == "default":
