@@ -1,6 +1,6 @@
 r"""Exponent fits of the iteration count N*(d, eps), read from the tidy ``nstar.csv`` table.
 
-The model (DESIGN.md section 8) is the log-log regression
+The model is the log-log regression
 
 .. math::
    \log N^* = c + a \log d + b \log(1/\varepsilon) \;[+\; g \log\log(d/\varepsilon)],

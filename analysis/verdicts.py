@@ -33,7 +33,8 @@ distinct eps-exponents of the registered claims' headline pair 2/3 and 1 is 1/3)
 least the window's *ladder resolution*: half a ladder step in log N* spread over the window's log-range
 of d (or of 1/eps); where a window is too short for that, the resolution is used and reported.
 
-**Metric honesty** (DESIGN section 2). The claim's metric and the measured one are matched through
+**Metric honesty**: a claim is tested in its own metric, or through a stated inequality between metrics.
+The claim's metric and the measured one are matched through
 :data:`METRIC_MATCH`. For randomized samplers the quenched TV and the mean conditional KL are *upper
 proxies* of the annealed quantities the theorems bound (convexity): their N* can only be larger, so only
 ``loose`` transfers to the claim (a bound not attained even by the proxy's larger cost is not attained);

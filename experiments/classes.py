@@ -8,14 +8,14 @@ module makes the class explicit, so that a search (:mod:`experiments.extra_studi
 targets inside it and the result can say which class it is about.
 
 A :class:`TheoremClass` has three constants, each with its source tag ([V] verified in the paper's
-text, [S] from a secondary source: abstract, reviews, a later version, the research specs; [R] our
+text, [S] from a secondary source: abstract, reviews, a later version, another paper's summary; [R] our
 reading or the suite's choice):
 
 ``L_max``    :math:`\sup_{t\ge\delta}\|\nabla^2\log q_t\|_{op}\le L_{max}` (the score's Lipschitz constant
              along the forward OU path; exact for Gaussians, a certified upper bound for mixtures, both from
              :meth:`experiments.targets.Target.lipschitz_sup`)
 ``m2_max``   :math:`E\|X_0\|^2/d\le m_{2,max}` (second moment *per coordinate*: the class must stay the
-             same as d grows, anchors.md section 5.5, so a bound on the total moment that grows with d is
+             same as d grows, so that its constants stay fixed, and a bound on the total moment that grows with d is
              read as a bound per coordinate [R])
 ``delta``    the early-stopping level down to which the Lipschitz condition holds (0: every t >= 0)
 
@@ -164,8 +164,8 @@ _DELTA_KERNEL = 1e-3   # experiments.samplers._grid.DEFAULT_DELTA, the grid samp
 CLASSES: dict[str, TheoremClass] = {c.claim: c for c in (
     TheoremClass(
         "li_jiao", "Li & Jiao, ICLR 2025 (arXiv 2410.13738v1), Theorem 1", delta=0.0,
-        sources={"lipschitz": "[S] uniform Lipschitz scores for every t (the ICLR assumption as the later "
-                              "version calls it; algorithms_rm.md 2.6 (A2)); the output level tau_{K,0} ~ "
+        sources={"lipschitz": "[S] uniform Lipschitz scores for every t (assumption (A2) of the ICLR version, "
+                              "named so by the later arXiv version); the output level tau_{K,0} ~ "
                               "T^{-(c1-c0)} is ~ 0, so the condition is read down to t = 0 [R]",
                  "second_moment": "[S] (A1) E|X0|^2 <= T^{c_R} (polynomial); a bounded moment per coordinate "
                                   "is a subclass [R]",
@@ -181,7 +181,7 @@ CLASSES: dict[str, TheoremClass] = {c.claim: c for c in (
                  "delta": "[S/R] optional early stopping; the kernel stops at 1e-3 [R]"}),
     TheoremClass(
         "ddpm", "Jiao, Zhou & Li 2025 (arXiv 2510.27562), main theorem (L = O(1) branch)", delta=_DELTA_KERNEL,
-        sources={"lipschitz": "[S] 'relaxed smoothness' constant L (anchors.md row 19); uniform Lipschitz "
+        sources={"lipschitz": "[S] 'relaxed smoothness' constant L of arXiv 2510.27562; uniform Lipschitz "
                               "along the path is a subclass [R]",
                  "second_moment": "[R] not recovered; the standard bounded second moment",
                  "delta": "[R] early stopping at the kernel's end level 1e-3"}),
@@ -189,7 +189,7 @@ CLASSES: dict[str, TheoremClass] = {c.claim: c for c in (
         "ddim", "Li, Wei, Chi & Chen 2024 (arXiv 2408.02320)", delta=_DELTA_KERNEL,
         sources={"lipschitz": "[R] the theorem assumes no smoothness [S]; the study searches the subclass "
                               "L <= L_max (a worst case in a subclass bounds the class's from below)",
-                 "second_moment": "[S] minimal moment assumption (anchors.md row 6); per coordinate [R]",
+                 "second_moment": "[S] minimal moment assumption of arXiv 2408.02320; per coordinate [R]",
                  "delta": "[R] early stopping at the kernel's end level 1e-3"}),
     TheoremClass(
         "ddram", "Zhang, Huan, Huang, Boffi, Chen & Chewi 2025 (arXiv 2511.04844)", delta=_DELTA_KERNEL,

@@ -1,4 +1,4 @@
-r"""From errors to iteration counts: the search for :math:`N^*(d, \varepsilon)` (DESIGN section 8).
+r"""From errors to iteration counts: the search for :math:`N^*(d, \varepsilon)`, always counted in NFE.
 
 For one (sampler, variant, target, metric, d) the study evaluates the error at a geometric ladder of
 cost values. :math:`N^*(\varepsilon)` is the smallest NFE at which the error is at most

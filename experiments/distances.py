@@ -1,11 +1,11 @@
 r"""Distances between sampler output laws and targets, exact or Monte Carlo, at any dimension.
 
-DESIGN sections 6 and 7. Inputs come from :class:`experiments.laws.GaussianColumnLaw`: given internal
+Inputs come from :class:`experiments.laws.GaussianColumnLaw`: given internal
 draw ``m`` the output is the product law :math:`P_m = \bigotimes_g N(\mu_{mg}, s^2_{mg})^{\otimes k_g}`;
 the target is :math:`Q = \bigotimes_g N(b_g, r^2_g)^{\otimes k_g}`; the dimension is :math:`d=\sum_g k_g`
 (up to 1e9 and beyond: nothing here costs more at large ``d``).
 
-Two laws of a randomised sampler (DESIGN section 6), both reported and labelled:
+Two laws of a randomised sampler, both reported and labelled (the theorems bound the annealed one):
 
 * **quenched**: :math:`\frac1M\sum_m D(P_m, Q)` with its standard error over the ``M`` internal draws;
 * **annealed**: :math:`D(\bar P, Q)`, :math:`\bar P = \frac1M\sum_m P_m`, the sampler's real output law.

@@ -7,7 +7,7 @@ metric                  meaning
                         the target marginal; exact for deterministic samplers, Monte Carlo over
                         sufficient statistics otherwise (experiments.distances.annealed_tv)
 ``tv_annealed_half``    the same from the first half of the internal draws: a stability check of the
-                        annealed value (DESIGN section 6); a gap well beyond the Monte Carlo errors means
+                        annealed value (experiments/distances.py); a gap well beyond the Monte Carlo errors means
                         the number of draws is too small for that dimension
 ``tv_quenched``         mean over internal draws of the conditional TV (an upper bound of the
                         annealed TV, by convexity)

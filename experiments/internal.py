@@ -4,7 +4,8 @@ A randomized sampler (random midpoints, Poisson selections, random schedules) ha
 a mixture over its internal randomness :math:`u`: :math:`\bar P = E_u P_u`. Law mode computes each
 conditional law :math:`P_u` exactly; the mixture is approximated by ``M`` draws
 :math:`\bar P_M = \frac1M\sum_i P_{u_i}`. How those ``M`` draws are made decides how well
-:math:`\bar P_M` stands for :math:`\bar P` (DESIGN section 6). The design here:
+:math:`\bar P_M` stands for :math:`\bar P`, the annealed law the theorems bound
+(:mod:`experiments.distances`). The design here:
 
 * **Replicate groups.** The draws come in :data:`REPLICATE_GROUPS` = R independent groups of equal size.
   Every number computed from the draws is also computed with each group left out (a delete-one-group

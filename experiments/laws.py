@@ -1,4 +1,4 @@
-r"""Exact output laws of samplers on Gaussian targets (law mode, DESIGN section 5).
+r"""Exact output laws of samplers on Gaussian targets (law mode).
 
 On a Gaussian target every score is affine, so every step of every sampler is affine in its state
 and in its own Gaussian draws, *conditional on the internal randomness* ``aux``:

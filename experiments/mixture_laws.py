@@ -1,4 +1,4 @@
-r"""Output laws of samplers on non-Gaussian targets, from the same sampler code (DESIGN section 6).
+r"""Output laws of samplers on non-Gaussian targets, from the same sampler code as law mode on Gaussians.
 
 Four routes, from the most to the least exact:
 

@@ -1,4 +1,4 @@
-"""Noise sources: the only way a sampler draws randomness (DESIGN section 5).
+"""Noise sources: the only way a sampler draws randomness (so law mode can run the same sampler code).
 
 A sampler asks for two kinds of draws:
 

@@ -1,6 +1,6 @@
 r"""The OU reference process, conversions between time variables, and time grids.
 
-Reference frame (DESIGN section 2): the forward process is the Ornstein-Uhlenbeck SDE
+Reference frame: every sampler takes and returns OU times; the forward process is the Ornstein-Uhlenbeck SDE
 
 .. math::  dX_t = -X_t\,dt + \sqrt{2}\,dB_t,\qquad X_t = e^{-t}X_0 + \sqrt{1-e^{-2t}}\,Z .
 
@@ -210,7 +210,7 @@ def li_jiao_alpha_hat(T_iter, n_tail, c0, c1, *, with_complement=False):
                \qquad c = c_1 \ln T / T,
 
     for indices ``t = T+1, T, ..., -n_tail`` (``n_tail = N/2``, the last half block; the recursion
-    is continued below ``t = 1`` rather than clipped, algorithms_rm.md 2.10.3).
+    is continued below ``t = 1`` rather than clipped: our reading [R], since the last half block needs it).
 
     Returns ``alpha_hat`` ordered by *decreasing* index: ``alpha_hat[j]`` is :math:`\hat\alpha_{T+1-j}`,
     so it increases with ``j`` (noise decreases). Near the end :math:`\hat\alpha` is within a few ulps

@@ -1,14 +1,15 @@
 r"""Targets with a controlled score error: an exact Gaussian reference law, a perturbed score.
 
-The theorems with a score-error term (Li & Jiao, Gupta-Cai-Chen, Wang-He-Tao; algorithms_rm.md 2.5-2.6,
-3.2 and algorithms_other.md 2.4) assume an estimate :math:`\hat s_t` of the score with
+The theorems with a score-error term (Li & Jiao, arXiv 2410.13738, assumption (A3) [S]; Gupta, Cai & Chen,
+arXiv 2406.00924, Assumption 2.4 [S]; Wang, He & Tao, arXiv 2406.12839, the score term of their sampling
+bound [R]) assume an estimate :math:`\hat s_t` of the score with
 
 .. math::  E_{x\sim q_t}\,\|\hat s_t(x) - \nabla\log q_t(x)\|^2 \le \varepsilon_{score}^2,
 
-the squared norm being the **total over the d coordinates** (Li & Jiao's eq. 12 and GCC's assumption 2.4
-average it over the steps as well). :class:`PerturbedGaussian` realises such an estimate on a grouped
-Gaussian target with an error that is *affine in x per column*, so the perturbed score stays affine and
-law mode (:func:`experiments.laws.gaussian_law`) stays exact:
+the squared norm being the **total over the d coordinates** (Li & Jiao's later version, eq. 12, and GCC's
+assumption 2.4 average it over the steps as well). :class:`PerturbedGaussian` realises such an estimate on
+a grouped Gaussian target with an error that is *affine in x per column*, so the perturbed score stays
+affine and law mode (:func:`experiments.laws.gaussian_law`) stays exact:
 
 .. math::
    e_t(x)_g = c_g\, w(t)\,\Big(\alpha_g\,\frac{x_g - m_g(t)}{\sqrt{v_g(t)}} + \beta_g\Big),\qquad
@@ -39,11 +40,10 @@ Time profiles (``profile``), :math:`\sigma_t^2 = 1 - e^{-2t}` the OU noise varia
 
 * ``"constant"``: :math:`w(t) = 1` (the same L2 error at every noise level: the time average of the
   theorems' definition equals :math:`\varepsilon_{score}^2` on any grid);
-* ``"inv_sigma"``: :math:`w(t) = 1/\sigma_t`, an error that grows at small noise, "less trained" in the
-  sense of algorithms_other.md 2.8. In the VE variables of :mod:`experiments.samplers.ve`
-  (:math:`\hat s = e^{-t}s`, :math:`\hat\sigma^2 = e^{2t}-1`) this is exactly
-  :math:`E\|\hat e\|^2 = \varepsilon_{score}^2/\hat\sigma^2`, the :math:`e\propto 1/\sigma` of that
-  section.
+* ``"inv_sigma"``: :math:`w(t) = 1/\sigma_t`, an error that grows at small noise: our emulation [R] of the
+  "less trained" score of Wang, He & Tao (arXiv 2406.12839). In the VE variables of
+  :mod:`experiments.samplers.ve` (:math:`\hat s = e^{-t}s`, :math:`\hat\sigma^2 = e^{2t}-1`) this is exactly
+  :math:`E\|\hat e\|^2 = \varepsilon_{score}^2/\hat\sigma^2`, i.e. :math:`e\propto 1/\hat\sigma`.
 
 Lipschitz constants. The Jacobian of :math:`\hat s_t` is diagonal in the eigenbasis with entries
 :math:`-1/v_g(t) + c_g w(t)\alpha_g/\sqrt{v_g(t)}`. :meth:`PerturbedGaussian.estimate_lipschitz`

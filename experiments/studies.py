@@ -2,7 +2,8 @@
 
 A target family fixes the *shape* of a law (the groups' variances, means and fractions of the
 coordinates) and grows the dimension through multiplicities, so that the assumption constants
-(L, per-coordinate moments, the spectrum shape) stay fixed as d grows (anchors.md section 5.5).
+(L, per-coordinate moments, the spectrum shape) stay fixed as d grows: the hidden constants of a claim
+are then the same at every d, and a fitted d-exponent measures the dimension dependence alone.
 """
 
 from __future__ import annotations

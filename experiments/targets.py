@@ -1,6 +1,6 @@
 r"""Exact-score targets: laws whose noised marginals, log-densities and scores are closed form.
 
-Dimension enters through multiplicities (DESIGN section 4). A target has ``n_columns``
+Dimension enters through multiplicities, so that no cost grows with ``dim``. A target has ``n_columns``
 *representative columns*; column ``g`` stands for ``multiplicities[g]`` i.i.d. coordinates of the
 full ``dim``-dimensional law. Samplers run on arrays of shape ``(batch, n_columns)``, so their
 cost does not depend on ``dim``; :mod:`experiments.laws` lifts column laws back to dimension ``dim``.

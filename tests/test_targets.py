@@ -1,4 +1,4 @@
-"""Exact-score targets against brute force (DESIGN section 4).
+"""Exact-score targets (experiments/targets.py) against brute force.
 
 * scores are finite-difference gradients of the log-densities (central differences; the tolerance is
   the Richardson estimate of the truncation error plus the rounding error of the log-density,

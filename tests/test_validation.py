@@ -1,4 +1,4 @@
-"""Bad input raises ValueError naming the parameter (DESIGN section 2).
+"""Bad input raises ValueError naming the parameter (the input checks of experiments/_validate.py).
 
 Every case asserts that the message names the offending parameter as a whole word (regex
 ``\\bname\\b``; for the one-letter ``t`` and ``x``, at the start of the message).

@@ -10,7 +10,8 @@ Cost and parameters. The cost knob is ``steps``: for ``gcc_logconcave`` both pha
 (``corr_steps = steps``, NFE = 3 steps), at a fixed randomized-midpoint horizon and a fixed corrector
 time ``T_corr``. Two variants of ``T_corr``:
 
-* ``theory``: the reconstructed preset T_corr = L^{-1/2} d^{-1/18} (spec 3.6 [R]), one scan per d;
+* ``theory``: the reconstructed preset T_corr = L^{-1/2} d^{-1/18} ([R]: the corrector time that turns the
+  public hint 1/h_corr ~ d^{17/36} into the claimed d^{5/12} calls), one scan per d;
 * ``fixed_Tcorr``: T_corr = 0.25 (the registry default) for every d, one scan.
 
 (The preset's ``corr_steps ~ d^{5/12}/eps`` is *not* used: fixing the corrector's step count from the

@@ -2,7 +2,8 @@ r"""Study "mixtures": Gaussian mixtures whose dimension enters through geometry,
 
 Question. On the suite's product targets (``gauss_aniso`` ...) the error of a deterministic-time sampler
 is a sum (KL) or a function of a sum (TV) of i.i.d. per-coordinate terms, so the fitted d-exponent of
-:math:`N^*(d,\varepsilon)` is forced by independence (DESIGN section 8: N* depends on d/eps^2 only).
+:math:`N^*(d,\varepsilon)` is forced by independence (the output law is a product with the same factor per
+coordinate at every d, so N* depends on d/eps^2 only).
 Do the exponents change when d enters through the *geometry* of a dense mixture instead?
 
 Family (:func:`random_direction_mixture`). :math:`J` equal-weight components with means

@@ -1,7 +1,7 @@
 r"""Study "reconstructed": the effect of each reconstructed detail's alternative on the fitted exponents.
 
 Some details of the seed papers could not be read from their texts and were reconstructed (tagged [R]
-in the research specs, listed in paper_notes.md section 2). Where two readings are plausible the
+in the sampler docstrings, listed in paper_notes.md section 2). Where two readings are plausible the
 sampler has a switch. This study runs the main study's machinery (law mode on ``gauss_aniso``, N* by
 the ladder search, the primary power-law fit of log N* = c + a log d + b log(1/eps)) once per value of
 each switch, everything else at the sampler's tuned defaults, and reports the fitted exponents side by

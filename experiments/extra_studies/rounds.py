@@ -1,6 +1,6 @@
 r"""Study "rounds": parallel rounds needed for TV <= eps against d and eps (the parallel claims).
 
-Claims (algorithms_rm.md sections 2.7 and 3.8, registry ``Claim`` of each sampler):
+Claims (the registry ``Claim`` of each sampler):
 
 * Li & Jiao (ICLR 2025), parallel version (``li_jiao_parallel``): O(log^2(d/eps)) parallel rounds;
 * Gupta, Cai & Chen (ICLR 2025), parallel algorithm (``gupta_cai_chen_parallel``): O~(log^2(L d/eps))
@@ -27,8 +27,8 @@ sampler                    rounds / width
 =========================  =========================================================================
 li_jiao_parallel           ``K * sweeps``; width ``N = 2 T / K``; NFE ``2 T sweeps``
 gupta_cai_chen_parallel    predictor ``steps * (1 + sweeps)`` (width ``R``) + corrector ``corr_steps``
-                           (the corrector is the SEQUENTIAL ULMC here: the paper's parallel ACV24
-                           corrector is not implemented, see the sampler's docstring)
+                           (the corrector is the SEQUENTIAL ULMC here: the paper's parallel
+                           Anari-Chewi-Vuong corrector is not implemented, see the sampler's docstring)
 li_jiao (control)          sequential: rounds = NFE = ``2 T``
 =========================  =========================================================================
 

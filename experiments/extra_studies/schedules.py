@@ -1,13 +1,14 @@
 r"""Study "schedules": Wang, He & Tao's exponential vs polynomial (EDM) variance schedules for VE-EI.
 
-Claim (algorithms_other.md 2.5, [R]): when the score is **well trained** (discretisation and
-initialisation errors dominate) the **exponential** schedule (geometric :math:`\hat\sigma`) is better;
-when the score is **less trained** (the score error dominates) the **polynomial** EDM schedule
-(:math:`\rho = 7`) is better.
+Claim (our reading [R] of Wang, He & Tao, NeurIPS 2024, arXiv 2406.12839, whose abstract [S] offers only
+"perspectives on why" EDM's schedule "could be better tuned" than Song et al.'s): when the score is **well
+trained** (discretisation and initialisation errors dominate) the **exponential** schedule (geometric
+:math:`\hat\sigma`) is better; when the score is **less trained** (the score error dominates) the
+**polynomial** EDM schedule (:math:`\rho = 7`) is better.
 
 Measurement. The "ve_ei" sampler (experiments/samplers/ve.py) with ``schedule="exponential"`` and
 ``schedule="polynomial"`` (``rho=7``), the same :math:`\hat\sigma_{min} = 0.002`,
-:math:`\hat\sigma_{max} = 80` (EDM's defaults, algorithms_other.md 2.3; OU times
+:math:`\hat\sigma_{max} = 80` (EDM's defaults, Karras et al. 2022; OU times
 :math:`T = \tfrac12\log(1+80^2)`, :math:`\delta = \tfrac12\log(1+0.002^2)`) and the same number of steps N,
 started from the exact law at T (no initialisation error), in exact law mode: one scan
 (:class:`experiments.cells.Scan`) per (target, score condition, schedule), run by
@@ -16,7 +17,7 @@ started from the exact law at T (no initialisation error), in exact law mode: on
 * ``exact``: the exact score (well trained);
 * ``inv_sigma eps``: :class:`experiments.score_error.PerturbedGaussian` with the ``"inv_sigma"`` profile,
   :math:`E_{q_t}\|e_t\|^2 = \varepsilon^2/\sigma_t^2` in total over d, i.e. :math:`E\|\hat e\|^2 =
-  \varepsilon^2/\hat\sigma^2` for the VE score (the "less trained" emulation of algorithms_other.md 2.8).
+  \varepsilon^2/\hat\sigma^2` for the VE score (our emulation of the "less trained" case [R]).
 
 Two target families: ``gauss_aniso`` (the suite's default; data scales 0.3 and 1.4) and
 ``gauss_multiscale`` (nine equal groups with variances :math:`10^{-5},\dots,10^{3}`, i.e. data structure

@@ -1,12 +1,12 @@
 r"""Study "score_error": is the TV error linear in the score error, as the theorems' additive term says?
 
-Claims (algorithms_rm.md 2.5-2.6 and 3.2): with an estimate whose L2 error (total over the d
-coordinates, averaged over the steps) is at most :math:`\varepsilon_{score}`,
+Claims (the additive score-error terms of the theorems, :mod:`experiments.score_error`): with an estimate
+whose L2 error (total over the d coordinates, averaged over the steps) is at most :math:`\varepsilon_{score}`,
 
 * Li & Jiao, Theorem 1: :math:`TV \lesssim (\text{discretisation}) + C\,\varepsilon_{score}\sqrt{\log T}`;
 * Gupta, Cai & Chen (assumptions 2.3-2.4): the same additive :math:`\varepsilon_{score}` term, up to logs;
-* DDPM / exponential integrator (Girsanov, Chen et al. 2023; Benton et al. 2024, anchors.md section 2):
-  :math:`KL \lesssim \ldots + \varepsilon_{score}^2\,T_{horizon}`, hence by Pinsker
+* DDPM / exponential integrator (Girsanov, Chen et al. 2023, arXiv 2209.11215; Benton et al. 2024, arXiv
+  2308.03686): :math:`KL \lesssim \ldots + \varepsilon_{score}^2\,T_{horizon}`, hence by Pinsker
   :math:`TV \lesssim \ldots + \varepsilon_{score}\sqrt{T_{horizon}}`.
 
 All are *upper bounds linear in* :math:`\varepsilon_{score}` up to logs.

@@ -7,7 +7,7 @@ From ``t`` to ``t' < t``, with :math:`\alpha_t=e^{-t}`, :math:`\sigma_t=\sqrt{1-
    \hat x_0 = \frac{x - \sigma_t\hat\varepsilon}{\alpha_t},\qquad
    x' = \alpha_{t'}\hat x_0 + \sigma_{t'}\hat\varepsilon .
 
-This equals DPM-Solver-1 and DPM-Solver++1 (algorithms_other.md 4.3).
+This equals DPM-Solver-1 and DPM-Solver++1 (an algebraic identity; tests/test_samplers_baselines.py).
 
 ==============  ========================
 code            paper

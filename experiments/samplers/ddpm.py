@@ -10,7 +10,7 @@ the score :math:`s = -\hat\varepsilon/\sigma_t`:
 with :math:`v = \beta'` ("large", Ho's :math:`\sigma^2=\beta`) or
 :math:`v = \tilde\beta = \beta'(1-\bar\alpha_{t'})/(1-\bar\alpha_t)` ("small", the posterior variance).
 The mean equals Ho's :math:`(x - \beta'\hat\varepsilon/\sqrt{1-\bar\alpha_t})/\sqrt{1-\beta'}` and the
-posterior mean (algorithms_other.md 4.1). Noise is added at every step, the last included, because
+posterior mean (tests/test_ddpm_posterior.py). Noise is added at every step, the last included, because
 the run stops at ``delta > 0`` and targets :math:`q_\delta`.
 
 =============  ===================================

@@ -6,7 +6,7 @@ Exponential integrators of the PF-ODE written in DPM-Solver's half log-SNR
 Step ``k`` goes from the noisier level ``s = t_k`` to ``t = t_{k+1}``, with
 :math:`h = \lambda_t - \lambda_s > 0`, noise prediction :math:`\hat\varepsilon = -\sigma\,s(x, \cdot)`
 and data prediction :math:`\hat x_0 = (x + \sigma^2 s(x,\cdot))/\alpha`
-(algorithms_other.md 4.4, 4.5; LuChengTHU/dpm-solver ``dpm_solver_pytorch.py``):
+(as in the reference code, LuChengTHU/dpm-solver ``dpm_solver_pytorch.py``):
 
 * **DPM-Solver-1**:  :math:`x_t = \frac{\alpha_t}{\alpha_s}x_s - \sigma_t(e^h-1)\,\hat\varepsilon_s`
   (identical to DDIM).
@@ -175,7 +175,8 @@ def _exp_rk_claim(p, extra=""):
                 f"O(d^(1+1/p) eps^(-1/p)) steps (discretisation term d (d H)^p)",
         metric="tv", d_exp=Fraction(1) + Fraction(1, p), eps_exp=Fraction(1, p), L_exp=None,
         logs="polylog", log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon T = log(d/eps^2)/2 that the initialisation error needs; the paper's log power was not recovered"),),
-        notes="[S] anchors.md 2.1 row 14 (same exponents as the plain-RK result 2404.09730, row 13). "
+        notes="[S] rate as restated in summaries of arXiv 2506.13061 (same exponents as the plain-RK result "
+              "2404.09730). "
               "DPM-Solver-k as the order-k instance is [R]." + extra,
     )
 

@@ -1,7 +1,7 @@
 r"""EDM's deterministic Heun sampler (Karras, Aittala, Aila & Laine 2022, Algorithm 2, S_churn = 0).
 
 EDM integrates the PF-ODE in the VE-scaled variable :math:`\hat x = x/\alpha` with noise level
-:math:`\hat\sigma = \sqrt{e^{2t}-1}` (algorithms_other.md 0.1-0.3, 4.6):
+:math:`\hat\sigma = \sqrt{e^{2t}-1}` (conversions: :mod:`experiments.processes`):
 
 .. math::  \frac{d\hat x}{d\hat\sigma} = \frac{\hat x - D(\hat x;\hat\sigma)}{\hat\sigma},\qquad
            D(\hat x;\hat\sigma) = \hat x - \hat\sigma\,\hat\varepsilon(\alpha\hat x, t),\quad
@@ -102,8 +102,8 @@ register(SamplerSpec(
         paper="Huang, Huang & Lin 2024 (arXiv 2404.09730)",
         theorem="p-th order Runge-Kutta on the PF-ODE, p = 2: TV <= eps after O(d^(3/2) eps^(-1/2)) steps",
         metric="tv", d_exp=Fraction(3, 2), eps_exp=Fraction(1, 2), L_exp=None, logs="polylog", log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon T = log(d/eps^2)/2 that the initialisation error needs; the paper's log power was not recovered"),),
-        notes="[S] anchors.md 2.1 row 13. EDM Heun read as a 2nd-order RK method (in the VE variable, on "
-              "the rho grid) is [R]; no claim specific to EDM was retrieved.",
+        notes="[S] rate as restated in summaries of arXiv 2404.09730. EDM Heun read as a 2nd-order RK method "
+              "(in the VE variable, on the rho grid) is [R]; no claim specific to EDM was retrieved.",
     ),
     theory=_theory,
     stochastic=False,

@@ -17,16 +17,16 @@ own step size is documented in ``theorem_step_*`` (hidden constants 1).
 Updates (:math:`s(x) = \nabla\log q_\ell(x) = -\nabla f(x)`, :math:`z, z_i \sim N(0, I)`):
 
 * ``lmc`` (overdamped Langevin, Euler-Maruyama / ULA): :math:`x' = x + h\,s(x) + \sqrt{2h}\,z`.
-* ``ulmc`` (algorithms_rm.md 3.4; dynamics :math:`dx = v\,dt`, :math:`dv = -\gamma v\,dt + s(x)\,dt +
-  \sqrt{2\gamma}\,dB`, stationary :math:`q_\ell\otimes N(0, I)`), the gradient frozen at :math:`x_n`
-  and the linear part integrated exactly, with :math:`E = (1-e^{-\gamma h})/\gamma`:
+* ``ulmc`` (the standard exponential-integrator step; dynamics :math:`dx = v\,dt`,
+  :math:`dv = -\gamma v\,dt + s(x)\,dt + \sqrt{2\gamma}\,dB`, stationary :math:`q_\ell\otimes N(0, I)`), the
+  gradient frozen at :math:`x_n` and the linear part integrated exactly, with :math:`E = (1-e^{-\gamma h})/\gamma`:
 
   .. math::
      x' = x + E v + \frac{h - E}{\gamma} s(x) + \xi_x,\qquad v' = e^{-\gamma h} v + E\,s(x) + \xi_v,
 
   :math:`(\xi_x,\xi_v)` per coordinate N(0, :func:`ulmc_covariance`), sampled as a Cholesky factor times
   two standard draws. :math:`v_0\sim N(0, I)` (one draw in ``init``).
-* ``shen_lee`` (Shen & Lee 2019, algorithms_other.md 3.2; :math:`dx = v\,dt`,
+* ``shen_lee`` (Shen & Lee 2019, arXiv 1909.05503; :math:`dx = v\,dt`,
   :math:`dv = -2v\,dt - u\nabla f\,dt + 2\sqrt{u}\,dB`, stationary :math:`q_\ell\otimes N(0, uI)`),
   with :math:`\alpha\sim U[0,1]` (one per step and chain) and :math:`(W_1, W_2, W_3)\sim N(0, C(h,\alpha h))`
   per coordinate (:func:`shen_lee_covariance`, 3x3 Cholesky from three standard draws):
@@ -36,7 +36,7 @@ Updates (:math:`s(x) = \nabla\log q_\ell(x) = -\nabla f(x)`, :math:`z, z_i \sim 
      x' &= x + \tfrac12(1-e^{-2h})v + \tfrac12 u h(1-e^{-2(1-\alpha)h})s(x_{mid}) + \sqrt u W_2\\
      v' &= e^{-2h}v + u h e^{-2(1-\alpha)h}s(x_{mid}) + 2\sqrt u W_3 .
 
-  Two score calls per step; :math:`v_0 = 0` as in the paper's theorem (algorithms_other.md 3.4 [R]).
+  Two score calls per step; :math:`v_0 = 0`, our reading of the initialisation in the paper's theorem [R].
 
 ==============  =====================================================
 code            paper
@@ -96,7 +96,7 @@ def _p(x):
 
 
 def ulmc_covariance(gamma, h):
-    r"""Per-coordinate covariance of ULMC's increments over one step (algorithms_rm.md 3.4).
+    r"""Per-coordinate covariance of ULMC's increments over one step (the linear part integrated exactly).
 
     :math:`\xi_x = \sqrt{2\gamma}\int_0^h E(h-s)\,dB_s`, :math:`\xi_v = \sqrt{2\gamma}\int_0^h e^{-\gamma(h-s)}dB_s`,
     :math:`E(r) = (1-e^{-\gamma r})/\gamma`:
@@ -114,7 +114,7 @@ def ulmc_covariance(gamma, h):
 
 
 def shen_lee_covariance(h, a):
-    r"""Covariance ``C(h, a)`` of Shen & Lee's :math:`(W_1, W_2, W_3)` per coordinate (algorithms_other.md 3.3).
+    r"""Covariance ``C(h, a)`` of Shen & Lee's :math:`(W_1, W_2, W_3)` per coordinate.
 
     :math:`W_1 = \int_0^a(1-e^{-2(a-s)})dB_s`, :math:`W_2 = \int_0^h(1-e^{-2(h-s)})dB_s`,
     :math:`W_3 = \int_0^h e^{-2(h-s)}dB_s`, ``0 <= a <= h``. Every entry is written as a sum of
@@ -126,8 +126,9 @@ def shen_lee_covariance(h, a):
        C_{13} = \tfrac14 e^{-2(h-a)}(1-e^{-2a})^2,\
        C_{12} = \tfrac12 q(2a) + \tfrac14(1-e^{-2(h-a)})(1-e^{-2a})^2 .
 
-    These equal the spec's closed forms (checked in the tests). ``a`` may be an array (one value per
-    row); returns the six entries ``(C11, C12, C13, C22, C23, C33)`` broadcast together.
+    These equal the expanded closed forms, e.g. :math:`C_{11} = a - (1-e^{-2a}) + (1-e^{-4a})/4`, which
+    cancel catastrophically for small arguments (the tests compare both with quadrature). ``a`` may be an
+    array (one value per row); returns the six entries ``(C11, C12, C13, C22, C23, C33)`` broadcast together.
     """
     h = np.asarray(h, dtype=np.float64)
     a = np.asarray(a, dtype=np.float64)
@@ -341,15 +342,16 @@ def theorem_step_ulmc(d, eps, L):
 
 
 def _theory_ulmc(d, eps, L):
-    # friction gamma = sqrt(L) [R, the CCL+23a convention gamma ~ sqrt(L)]; the continuous dynamics
-    # contracts at rate ~ m / gamma, so the horizon is (gamma / m) log(d / eps^2) (constants 1, m = 1).
+    # friction gamma = sqrt(L) [R, the convention gamma ~ sqrt(L) of Chen et al. 2023's ULMC corrector]; the
+    # continuous dynamics contracts at rate ~ m / gamma, so the horizon is (gamma / m) log(d / eps^2) (constants
+    # 1, m = 1).
     # With the theorem's step theorem_step_ulmc this gives N = kappa^{3/2} sqrt(d) / eps up to logs.
     gamma = float(np.sqrt(L))
     return {"gamma": gamma, "horizon": gamma * _log(d / eps**2)}
 
 
 def theorem_step_shen_lee(d, eps, L):
-    """Shen & Lee, algorithms_other.md 3.4 [R], C = 1, with the *relative* accuracy eps_rel = eps / sqrt(d):
+    """Shen & Lee 2019, step size as we read it [R], C = 1, with the *relative* accuracy eps_rel = eps / sqrt(d):
     h = min(eps_rel^{1/3} kappa^{-1/6} log^{-1/6}(1/eps_rel), eps_rel^{2/3} log^{-1/3}(1/eps_rel))."""
     kappa = max(L, 1.0)
     er = eps / np.sqrt(d)
@@ -378,7 +380,7 @@ register(SamplerSpec(
         theorem="Theorem 1 (LSI, L-smooth): KL <= delta after O~(kappa^2 d / delta) steps; delta = eps^2",
         metric="kl", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=Fraction(2), logs="log(1/eps)",
         log_factors=(LogFactor("1/eps", 1, "[R] the horizon log(KL_0/eps^2) with KL_0 fixed"),),
-        notes="[R] rate recalled from the literature (anchors.md has no LMC row); kappa = L/m with m = 1; "
+        notes="[R] rate recalled from the literature, not re-read in the paper; kappa = L/m with m = 1; "
               "KL <= eps^2 (TV ~ eps by Pinsker). Baseline for PLMC.",
     ),
     theory=_theory_lmc,
@@ -389,7 +391,7 @@ register(SamplerSpec(
     name="ulmc",
     make=_make_ulmc,
     family="langevin",
-    paper="exponential-integrator underdamped Langevin (algorithms_rm.md 3.4); rate: Zhang, Chewi, Li, "
+    paper="exponential-integrator underdamped Langevin; rate: Zhang, Chewi, Li, "
           "Balasubramanian & Erdogdu 2023 (arXiv 2302.08049)",
     cost_knob="steps",
     nfe=lambda steps, **_: float(steps),
@@ -398,7 +400,8 @@ register(SamplerSpec(
         theorem="ULMC under LSI: TV <= eps after O~(kappa^{3/2} sqrt(d) / eps) steps",
         metric="tv", d_exp=Fraction(1, 2), eps_exp=Fraction(1), L_exp=Fraction(3, 2), logs="polylog",
         log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon log(d/eps^2)/m of the Langevin dynamics; the paper's log power was not recovered"),),
-        notes="[R] as quoted in algorithms_other.md 1.3 (the ULMC baseline of [PMM]); kappa = L/m, m = 1.",
+        notes="[R] the ULMC baseline rate that Kandasamy & Nagaraj (arXiv 2405.17068) compare against, as we "
+              "read it; kappa = L/m, m = 1.",
     ),
     theory=_theory_ulmc,
     notes=_FIXED + "v_0 ~ N(0, I); friction gamma (default 2).",

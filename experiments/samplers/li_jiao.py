@@ -5,12 +5,13 @@ Source: Gen Li, Yuchen Jiao, *Improved Convergence Rate for Diffusion Probabilis
 sampler; the parallel version is the later version's Appendix E.1. Details that had to be reconstructed
 are tagged [R] below and listed in paper_notes.md section 2.
 
-Schedule (Sec. 2.3 of the spec). With :math:`c = c_1\ln T/T < 1`, the deterministic grid
-:math:`\hat\alpha_{T+1} = T^{-c_0}`, :math:`\hat\alpha_{t-1} = \hat\alpha_t + c\,\hat\alpha_t(1-\hat\alpha_t)`
-for :math:`t = T+1,\dots,-N/2`, and one uniform node per interval,
-:math:`\bar\alpha_t\sim U[\hat\alpha_t,\hat\alpha_{t-1}]`. Block notation (``k = 0..K-1``, ``n = 0..N``):
-:math:`\tau_{k,n} = 1-\bar\alpha_{T-kN/2-n+1}` (random), :math:`\hat\tau_{k,n} = 1-\hat\alpha_{T-kN/2-n}`,
-so that :math:`\hat\tau_{k,n} < \tau_{k,n} < \hat\tau_{k,n-1}` and :math:`\tau_{k+1,0} = \tau_{k,N/2}`.
+Schedule (randomized learning rate; the later version's eqs. (8)-(9) [S]). With
+:math:`c = c_1\ln T/T < 1`, the deterministic grid :math:`\hat\alpha_{T+1} = T^{-c_0}`,
+:math:`\hat\alpha_{t-1} = \hat\alpha_t + c\,\hat\alpha_t(1-\hat\alpha_t)` for :math:`t = T+1,\dots,-N/2`, and one
+uniform node per interval, :math:`\bar\alpha_t\sim U[\hat\alpha_t,\hat\alpha_{t-1}]`. Block notation
+(``k = 0..K-1``, ``n = 0..N``): :math:`\tau_{k,n} = 1-\bar\alpha_{T-kN/2-n+1}` (random),
+:math:`\hat\tau_{k,n} = 1-\hat\alpha_{T-kN/2-n}`, so that :math:`\hat\tau_{k,n} < \tau_{k,n} < \hat\tau_{k,n-1}`
+and :math:`\tau_{k+1,0} = \tau_{k,N/2}`.
 
 Block ``k`` (eq. 11b, in the data-scale coordinate :math:`u = Y/\sqrt{1-\tau}`), with
 :math:`g(x,\tau) = s(x,\tau)/(2(1-\tau)^{3/2})`:
@@ -32,7 +33,7 @@ Cost: one score call per inner step, ``N`` per block, ``K N = 2T`` in total (``n
 The kernel runs one inner step per kernel step (``n_steps = K N``); the state is ``(Y, A)`` where
 ``A`` is the running sum of the block in ``u`` coordinates.
 
-Reconstructions and choices ([R] = ours, see the spec's section 2.10):
+Reconstructions and choices ([R] = ours; all are listed in paper_notes.md section 2):
 
 * **Precision [R].** Near :math:`\tau\to 0`, :math:`\hat\alpha` is within a few ulps of 1 (the end level is
   about :math:`T^{-(c_1-c_0)-c_1/K}`), so :math:`1-\hat\alpha` cannot be formed by subtraction. The
@@ -44,7 +45,7 @@ Reconstructions and choices ([R] = ours, see the spec's section 2.10):
   applied to both :math:`\hat\alpha` and :math:`1-\hat\alpha` with the same uniforms.
 * **Random start.** The start level :math:`\tau_{0,0}` is random per row; ``start_time`` returns
   one OU time per row.
-* **Deterministic output level (ambiguity 2.10.2) [R].** The last block ends at the random level
+* **Deterministic output level [R].** The last block ends at the random level
   :math:`\tau_{K-1,N}`. ``final="nearest"`` (default) injects exact forward noise up to the top of
   its interval, :math:`\hat\tau_{K-1,N-1}` (the least noisy deterministic level every row can reach).
   ``final="paper"`` applies (11a) once more, to the paper's :math:`\tau_{K,0}` (the level of its
@@ -53,11 +54,12 @@ Reconstructions and choices ([R] = ours, see the spec's section 2.10):
 * **K from L [R, ICLR reading].** ``K=None`` sets :math:`K = \lceil L\ln T\rceil` (``L = lipschitz``)
   and rounds ``T`` up to a multiple of ``K``, so that ``N = 2T/K`` is an even integer.
 
-Parallel version ("li_jiao_parallel", spec 2.7 [R]): each block runs ``M`` Picard sweeps; in one
-parallel round the ``N`` scores :math:`g(Y^{(m-1)}_{k,i},\tau_{k,i})`, ``i = 0..N-1``, are evaluated,
-then every :math:`Y^{(m)}_{k,n}` follows from the closed form (11b). Rounds ``K M``, width ``N``,
-``nfe = K M N = 2 T M``. The sweep is triangular (:math:`Y_{k,n}` needs only :math:`g_0..g_{n-1}`), so
-``M >= N`` sweeps reproduce the sequential sampler exactly. Initial iterate [R]: constant ``u``,
+Parallel version ("li_jiao_parallel"; organisation from the later version's Appendix E.1 [S], the exact
+iteration reconstructed [R]): each block runs ``M`` Picard sweeps; in one parallel round the ``N`` scores
+:math:`g(Y^{(m-1)}_{k,i},\tau_{k,i})`, ``i = 0..N-1``, are evaluated, then every :math:`Y^{(m)}_{k,n}`
+follows from the closed form (11b). Rounds ``K M``, width ``N``, ``nfe = K M N = 2 T M``. The sweep is
+triangular (:math:`Y_{k,n}` needs only :math:`g_0..g_{n-1}`), so ``M >= N`` sweeps reproduce the
+sequential sampler exactly. Initial iterate [R]: constant ``u``,
 :math:`Y^{(0)}_{k,n} = \sqrt{(1-\tau_{k,n})/(1-\tau_{k,0})}\,Y_k` (``picard_init="scaled"``), or
 :math:`Y^{(0)}_{k,n} = Y_k` (``"copy"``). One kernel step is one whole block.
 

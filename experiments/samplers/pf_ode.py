@@ -1,6 +1,6 @@
 r"""Explicit Runge-Kutta steps on the probability-flow ODE in OU time: Euler and Heun.
 
-The PF-ODE of the OU forward process, in reverse time ``r = T - t`` (algorithms_other.md 0.3):
+The PF-ODE of the OU forward process, in reverse time ``r = T - t``:
 
 .. math::  \frac{dx}{dr} = f(x, t) := x + s(x, t),\qquad t = T - r .
 
@@ -80,7 +80,8 @@ def _rk_claim(p):
                 f"O(d^(1+1/p) eps^(-1/p)) steps (discretisation term d (d h)^p)",
         metric="tv", d_exp=Fraction(1) + Fraction(1, p), eps_exp=Fraction(1, p), L_exp=None,
         logs="polylog", log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon T = log(d/eps^2)/2 that the initialisation error needs; the paper's log power was not recovered"),),
-        notes="[S] anchors.md 2.1 row 13 (bounded first and second derivatives of the score); "
+        notes="[S] rate as restated in summaries of arXiv 2404.09730 (bounded first and second derivatives of "
+              "the score); "
               "reading Euler / Heun as their p = 1 / p = 2 instances is [R].",
     )
 

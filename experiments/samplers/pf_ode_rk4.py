@@ -3,7 +3,7 @@ r"""Classical fourth-order Runge-Kutta on the probability-flow ODE in OU time.
 The worked example of paper_notes.md, "How to add a sampler": one small kernel, its claim, its tests
 (tests/test_sampler_pf_ode_rk4.py).
 
-PF-ODE in reverse time (algorithms_other.md 0.3): :math:`dx/dr = f(x, t) := x + s(x, t)`, ``t = T - r``.
+PF-ODE in reverse time (see :mod:`experiments.samplers.pf_ode`): :math:`dx/dr = f(x, t) := x + s(x, t)`, ``t = T - r``.
 One step from ``t`` to ``t' = t - h`` (Kutta 1901; any numerical-analysis text):
 
 .. math::

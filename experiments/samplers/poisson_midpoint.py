@@ -1,10 +1,11 @@
 r"""The Poisson midpoint method (Kandasamy & Nagaraj, NeurIPS 2024, arXiv 2405.17068): PLMC, its
-underdamped version PULMC, and PMM applied to the DDPM chain (algorithms_other.md section 1).
+underdamped version PULMC, and PMM applied to the DDPM chain.
 
-The generic template (section 1.2). A *fine* chain with affine steps
-:math:`X_{i+1} = A_i X_i + G_i\,b_i(X_i) + \Gamma_i Z_i` is approximated, ``K`` fine steps at a time, by
-one coarse step that evaluates the drift once at the start, :math:`g_0 = b_0(X)`, and at the points of
-a cheap interpolation selected by i.i.d. :math:`H_i\sim\mathrm{Bernoulli}(1/K)`:
+The generic template (the PLMC step of arXiv 2405.17068 as restated by the follow-up arXiv 2506.07614
+[S]). A *fine* chain with affine steps :math:`X_{i+1} = A_i X_i + G_i\,b_i(X_i) + \Gamma_i Z_i` is
+approximated, ``K`` fine steps at a time, by one coarse step that evaluates the drift once at the start,
+:math:`g_0 = b_0(X)`, and at the points of a cheap interpolation selected by i.i.d.
+:math:`H_i\sim\mathrm{Bernoulli}(1/K)`:
 
 .. math::
    \hat X_0 = \tilde X_0 = X,\qquad
@@ -26,10 +27,11 @@ Fine chains:
   :mod:`experiments.samplers.langevin` with step :math:`\eta`, :math:`b = s(x)`:
   :math:`A(x, v) = (x + E v, e^{-\gamma\eta}v)`, :math:`G b = ((\eta - E)b/\gamma, E b)`,
   :math:`\Gamma Z` the joint Gaussian increment (two draws per fine step).
-* ``pmm_ddpm`` (section 1.5 [R]): the N-step discrete DDPM chain (Ho et al.: linear
-  :math:`\beta_n` from 1e-4 to 0.02, :math:`\bar\alpha_n = \prod_{i\le n}(1-\beta_i)`, level ``n`` at OU
-  time :math:`t_n = -\tfrac12\ln\bar\alpha_n`), one step :math:`x_{n-1} = a_n x_n + b_n\hat\varepsilon(x_n, n) + c_n z`
-  with :math:`\hat\varepsilon = -\sigma_{t_n}s(x, t_n)` and the coefficient table of section 1.5
+* ``pmm_ddpm`` (the template applied to the DDPM chain: our reconstruction of the paper's section 5
+  [R]): the N-step discrete DDPM chain (Ho et al.: linear :math:`\beta_n` from 1e-4 to 0.02,
+  :math:`\bar\alpha_n = \prod_{i\le n}(1-\beta_i)`, level ``n`` at OU time :math:`t_n = -\tfrac12\ln\bar\alpha_n`),
+  one step :math:`x_{n-1} = a_n x_n + b_n\hat\varepsilon(x_n, n) + c_n z`
+  with :math:`\hat\varepsilon = -\sigma_{t_n}s(x, t_n)` and the coefficients of :func:`ddpm_coefficients`
   (``variant``: "small" = :math:`\sigma^2 = \tilde\beta`, "large" = :math:`\sigma^2 = \beta`,
   "euler_maruyama" = the reverse VP-SDE EM step; :math:`c_1 = 0`). Coarse steps take ``K' = min(K, m)``
   fine steps from level ``m``, with :math:`H\sim\mathrm{Bernoulli}(1/K')` and weight ``K'``; the drift
@@ -223,7 +225,16 @@ def ddpm_coefficients(ab_from, ab_to, variant):
     r"""``(a, b, c)`` of one reverse step from level with :math:`\bar\alpha` = ``ab_from`` to ``ab_to``.
 
     :math:`\beta = 1 - \bar\alpha_{from}/\bar\alpha_{to}` (the respaced beta; the fine beta_n on the full
-    chain). Section 1.5's table; ``c = 0`` on the last step (``ab_to = 1``).
+    chain), :math:`s = \sqrt{1-\bar\alpha_{from}}`:
+
+    * ``"large"`` (Ho's :math:`\sigma^2 = \beta`): :math:`a = 1/\sqrt{1-\beta}`,
+      :math:`b = -\beta/(\sqrt{1-\beta}\,s)`, :math:`c = \sqrt\beta`;
+    * ``"small"`` (the posterior variance :math:`\tilde\beta`): the same ``a``, ``b`` and
+      :math:`c = \sqrt{\beta(1-\bar\alpha_{to})/(1-\bar\alpha_{from})}`;
+    * ``"euler_maruyama"`` (the reverse VP-SDE EM step): :math:`a = 2-\sqrt{1-\beta}`, :math:`b = -\beta/s`,
+      :math:`c = \sqrt\beta`.
+
+    ``c = 0`` on the last step (``ab_to = 1``).
     """
     beta = 1.0 - ab_from / ab_to
     s_from = np.sqrt(1.0 - ab_from)
@@ -328,7 +339,7 @@ def _nfe_pmm_ddpm(K, *, N=1000, stride=1, **_):
 
 
 def theorem_step_plmc(d, eps, L):
-    """Srinivasan & Nagaraj 2025 (algorithms_other.md 1.3 [S]), overdamped PLMC, C = 1, m = 1:
+    """Srinivasan & Nagaraj 2025 (arXiv 2506.07614 [S]), overdamped PLMC, C = 1, m = 1:
     alpha = min(eps^{2/3} / L^{4/3}, eps^{2/3} / (d^{1/3} L)) and K = max(ceil(alpha L / eps^2), 1)."""
     alpha = min(eps ** (2 / 3) / L ** (4 / 3), eps ** (2 / 3) / (d ** (1 / 3) * L))
     return alpha, max(int(np.ceil(alpha * L / eps**2)), 1)
@@ -400,13 +411,13 @@ register(SamplerSpec(
     name="pmm_ddpm",
     make=_make_pmm_ddpm,
     family="sde",
-    paper=_PMM + " (section 5, diffusion models); algorithm reconstructed in algorithms_other.md 1.5 [R]",
+    paper=_PMM + " (section 5, diffusion models); algorithm reconstructed: the PLMC template on the DDPM chain [R]",
     cost_knob="K",
     nfe=_nfe_pmm_ddpm,
     claim=None,
     theory=lambda d, eps, L: {"variant": "small", "N": 1000},   # no theorem: the paper's defaults
     randomized=True,
-    notes="No complexity claim for the diffusion case (anchors.md row 10): the paper's claims are qualitative: "
+    notes="No complexity claim for the diffusion case: the paper's claims are qualitative: "
           "PMM with 50-80 network calls matches 1000-step DDPM (latent diffusion, FID), and beats DDIM / "
           "DPM-Solver at similar compute [S]. Cost knob K: NFE = sum over coarse steps of (2 - 1/K') "
           "(= (2 - 1/K) N / K when K | N) DECREASES as K grows; the error floor is that of the N-step DDPM "

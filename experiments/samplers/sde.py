@@ -1,12 +1,12 @@
 r"""Two discretisations of the reverse SDE in OU time: Euler-Maruyama and the exponential integrator.
 
 With terminal OU time ``T`` and reverse time ``r = T - t`` the reverse SDE of the OU forward
-process is (algorithms_other.md 0.3)
+process is
 
 .. math::  dy = \big[y + 2\,s(y, T-r)\big]\,dr + \sqrt{2}\,dW_r .
 
 One step from level ``t`` to ``t' < t`` (``h = t - t'``, ``z ~ N(0, I)`` fresh each step), with the
-score frozen at the left end (algorithms_other.md 4.2):
+score frozen at the left end:
 
 * **Euler-Maruyama**:  :math:`y' = y + h\,(y + 2 s(y,t)) + \sqrt{2h}\,z`.
 * **Exponential integrator** (the "exponential integrator" of the DDPM theory literature, Chen
@@ -103,12 +103,12 @@ register(SamplerSpec(
                 "O(L^2 d / eps^2) steps",
         metric="tv", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=Fraction(2), logs="polylog",
         log_factors=(LogFactor("d/eps^2", 1, "[R] the horizon T = log(d/eps^2)/2 that the initialisation error needs; the paper's log power was not recovered"),),
-        notes="[S] anchors.md 2.1 row 1. The theorem is stated for the exponential integrator; applying "
-              "it to Euler-Maruyama (which differs in the linear part by O(h^2) per step) is [R]. "
+        notes="[S] rate as restated in summaries of arXiv 2209.11215. The theorem is stated for the exponential "
+              "integrator; applying it to Euler-Maruyama (which differs in the linear part by O(h^2) per step) is [R]. "
               "No paper claim specific to EM was retrieved.",
     ),
     theory=_theory_em,
-    notes="nfe = steps. Unstable for few steps on stiff targets (algorithms_other.md 4.2).",
+    notes="nfe = steps. Unstable for few steps on stiff targets (large steps and a small data variance blow up).",
 ))
 
 register(SamplerSpec(
@@ -125,8 +125,8 @@ register(SamplerSpec(
                 "O(d log^2(d/delta) / eps^2) steps",
         metric="kl", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=None, logs="log^2(1/delta)",
         log_factors=(LogFactor("d", 2, "[S] log^2(d/delta) at a fixed early-stopping level delta"),),
-        notes="[S] anchors.md 2.1 row 3 (restated from the abstract / summaries); KL <= eps^2. "
-              "Chen, Lee & Lu 2211.01916 give the same d/eps^2 (row 2).",
+        notes="[S] restated from the abstract of arXiv 2308.03686 and from summaries; KL <= eps^2. "
+              "Chen, Lee & Lu 2211.01916 give the same d/eps^2 (their KL <= eps, read with eps -> eps^2).",
     ),
     theory=_theory_ei,
     notes="nfe = steps.",

@@ -2,10 +2,10 @@ r"""Wang, He & Tao (2024): the exponential integrator of the variance-exploding 
 with the exponential (Song et al.) or polynomial (EDM) variance schedule.
 
 VE variable :math:`\hat x = x/\alpha` and noise level :math:`\hat\sigma = \sqrt{e^{2t}-1}`, so that
-:math:`\hat x = x_0 + \hat\sigma\,\varepsilon` (algorithms_other.md 0.1). The backward VE SDE in the
+:math:`\hat x = x_0 + \hat\sigma\,\varepsilon` (conversions: :mod:`experiments.processes`). The backward VE SDE in the
 variance :math:`v = \hat\sigma^2` is :math:`d\hat x = -\hat s\,dv + d\tilde W` (noise of variance
 :math:`|dv|`); VE has no linear drift, so freezing the score at the left grid point and solving
-exactly gives (algorithms_other.md 2.2):
+exactly gives:
 
 .. math::
    \hat x_{k+1} = \hat x_k + (\hat\sigma_k^2 - \hat\sigma_{k+1}^2)\,\hat s(\hat x_k, \hat\sigma_k)
@@ -15,8 +15,9 @@ the same as Song et al.'s VE "reverse diffusion" predictor. The VE score comes f
 :math:`\hat s(\hat x,\hat\sigma) = \nabla_{\hat x}\log\hat p = \alpha\,s(\alpha\hat x, t)
 = (D(\hat x;\hat\sigma) - \hat x)/\hat\sigma^2`.
 
-Schedules (algorithms_other.md 2.3), ``steps`` intervals between :math:`\hat\sigma_{max} = \hat\sigma(T)`
-and :math:`\hat\sigma_{min} = \hat\sigma(\delta)`:
+Schedules (Song et al.'s geometric VE grid and EDM's rho grid; that these are the "exponential" and
+"polynomial" schedules Wang, He & Tao compare is [R]), ``steps`` intervals between
+:math:`\hat\sigma_{max} = \hat\sigma(T)` and :math:`\hat\sigma_{min} = \hat\sigma(\delta)`:
 
 * ``"exponential"``: geometric, :math:`\hat\sigma_i = \hat\sigma_{max}(\hat\sigma_{min}/\hat\sigma_{max})^{i/N}`;
 * ``"polynomial"``: EDM's :math:`\hat\sigma_i = (\hat\sigma_{max}^{1/\rho} + \tfrac iN(\hat\sigma_{min}^{1/\rho}
@@ -116,9 +117,9 @@ register(SamplerSpec(
                 "after O(d l^2 / eps^2) steps",
         metric="kl", d_exp=Fraction(1), eps_exp=Fraction(2), L_exp=None, logs="log^2(sigma_max/sigma_min)",
         log_factors=(LogFactor("d/eps^2", 2, "[R] sigma_max^2 ~ d/eps^2 makes log(sigma_max/sigma_min) ~ log(d/eps^2)/2"),),
-        notes="[R] (algorithms_other.md 2.4): the structure (linear in d, KL, second moment only) is "
-              "reconstructed; the E_D formula is an illustration by the spec's author, not the paper's "
-              "statement. KL <= eps^2 convention (Benton et al.-style analysis).",
+        notes="[R]: the structure (linear in d, KL, second moment only) is our reconstruction of the "
+              "paper's bound (paper_notes.md section 2); the E_D formula is our own illustration, not the "
+              "paper's statement. KL <= eps^2 convention (Benton et al.-style analysis).",
     ),
     theory=_theory,
     notes="nfe = steps. schedule='exponential' (geometric sigma_hat) or 'polynomial' (EDM rho grid).",
