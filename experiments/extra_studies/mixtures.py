@@ -401,10 +401,10 @@ PROFILES = {
         products=("twin:mix_iso",),
     ),
     "default": Profile(
-        dims=(4, 8, 16, 32), families=("mix_iso", "mix_aniso"),
+        dims=(4, 8, 12, 16), families=("mix_iso", "mix_aniso"),
         det=(("ddim", (8, 256)), ("pf_ode_euler", (8, 256)), ("dpm_solver_2", (4, 64)), ("edm_heun", (4, 128))),
         n_mc=400, eps={"tv": (0.2, 0.1, 0.05), "sqrt_kl": (0.4, 0.2, 0.1)},
-        sto=(("ddpm", (8, 1024), 1), ("li_jiao", (40, 640), 10)), sto_dims=(4, 16, 32), n_sample=800, n_boot=100,
+        sto=(("ddpm", (8, 1024), 1), ("li_jiao", (40, 640), 10)), sto_dims=(4, 16), n_sample=800, n_boot=100,
         B=200, products=("twin:mix_iso", "twin:mix_aniso", "gauss_aniso"),
     ),
     "full": Profile(
