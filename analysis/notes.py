@@ -138,7 +138,34 @@ def render_study(results: Path, name: str) -> str:
     path = results / name / "tables.md"
     if not path.exists():
         return f"_the study {name!r} has no committed results (run `python -m experiments.scaling {name}`)_"
-    return path.read_text().strip()
+    return nest_headings(path.read_text().strip(), STUDY_HEADING_LEVEL)
+
+
+#: a study's tables.md sits below a ``###`` section of paper_notes.md: its top headings become ``####``
+STUDY_HEADING_LEVEL = 4
+
+
+def _headings(text: str):
+    """(line index, level) of every Markdown ATX heading of ``text`` outside code fences."""
+    fenced = False
+    for i, line in enumerate(text.splitlines()):
+        if line.startswith("```"):
+            fenced = not fenced
+        m = None if fenced else re.match(r"(#{1,6}) ", line)
+        if m:
+            yield i, len(m.group(1))
+
+
+def nest_headings(text: str, level: int) -> str:
+    """Shift every heading of ``text`` by one amount so that its highest heading has ``level`` (cap 6)."""
+    found = dict(_headings(text))
+    if not found:
+        return text
+    shift = level - min(found.values())
+    lines = text.splitlines()
+    for i, old in found.items():
+        lines[i] = "#" * max(1, min(old + shift, 6)) + lines[i][old:]
+    return "\n".join(lines)
 
 
 def render_meta(results: Path, _arg: str = "") -> str:

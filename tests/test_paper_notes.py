@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTES = ROOT / "paper_notes.md"
 RESULTS = ROOT / "results"
 README = ROOT / "README.md"
-KINDS = ("claims", "meta", "verdicts", "fits", "comparison", "study", "headline", "horizon")
-SAMPLER_KINDS = ("verdicts", "fits", "comparison", "headline", "horizon")
+KINDS = ("claims", "meta", "verdicts", "headline", "exponents", "decisive", "ratio", "comparison", "study")
+SAMPLER_KINDS = ("verdicts", "exponents", "comparison", "headline")
 
 
 def _text() -> str:
@@ -68,33 +68,53 @@ def _profile_name() -> str:
 
 
 def _synthetic_results(folder: Path) -> Path:
-    """Tables in the layout of results/ built from a made-up N*(d, eps) = C d^a eps^-b e^noise.
+    """Tables in the layout of results/ built from a made-up error law, through the real N* and analysis code.
 
-    Only the analysis layer runs (fits, verdicts, comparisons): no sampler is run, so this is fast and
+    Every curve follows err(n) = (20 d^a / n)^(1/b) on a cost ladder, so that N*(d, eps) = 20 d^a eps^-b;
+    randomized samplers get 8 replicate groups with 2% noise. No sampler is run, so this is fast and
     independent of the committed results. The numbers mean nothing; the point is that every block kind
     renders and that the staleness check reacts to an edit.
     """
+    from experiments.complexity import nstar_table
+    from experiments.internal import REPLICATE_GROUPS
+
     rng = np.random.default_rng(0)
-    names = sorted({s for n in _all_blocks() for s in _samplers_of(n)})
-    rows = []
+    names = sorted({s for n in _all_blocks() for s in _samplers_of(n)} | {s for pair in COMPARISONS for s in pair})
+    costs = np.unique(np.round(8 * 2.0 ** (np.arange(40) / 2)).astype(int))
+    dims, eps_list = (10, 100, 1000, 10000), (0.2, 0.1, 0.05, 0.02)
+    rows, reps, served = [], [], {}
     for k, sampler in enumerate(names):
         spec = REGISTRY[sampler]
         metrics = ("tv_annealed", "tv_quenched", "sqrt_kl") if spec.randomized else ("tv_annealed", "sqrt_kl")
         a, b = 0.25 + 0.05 * (k % 5), 0.5 + 0.1 * (k % 4)
         for variant in ("tuned", "theory"):
+            params = json.dumps({"T": 5.0} if variant == "theory" else {})
+            served[(sampler, variant, "gauss_aniso", params)] = {(d, e) for d in dims for e in eps_list}
             for metric in metrics:
-                for d in (10, 100, 1000, 10000):
-                    for eps in (0.2, 0.1, 0.05, 0.02):
-                        n = 20.0 * d**a * eps**-b * np.exp(0.02 * rng.standard_normal())
-                        rows.append({"study": "scaling", "sampler": sampler, "variant": variant,
-                                     "target": "gauss_aniso", "metric": metric, "d": d, "eps": eps,
-                                     "nstar": n, "crossing": "interpolated", "monotone": True, "seed": 0,
-                                     "code_version": "synthetic", "profile": "synthetic",
-                                     # theory presets set a horizon, so that the N*/T block has rows
-                                     "params": json.dumps({"T": 0.5 * np.log(d / eps**2)} if variant == "theory"
-                                                          else {})})
+                for d in dims:
+                    for c in costs:
+                        err = (20.0 * d**a / c) ** (1 / b)
+                        noise = 0.02 * rng.standard_normal(REPLICATE_GROUPS) if spec.randomized else np.zeros(1)
+                        row = {"study": "scaling", "sampler": sampler, "variant": variant, "target": "gauss_aniso",
+                               "metric": metric, "d": d, "cost": int(c), "nfe": float(c),
+                               "error": err * float(np.exp(noise.mean())),
+                               "error_se": err * float(noise.std() / np.sqrt(len(noise))),
+                               "draws": 256 if spec.randomized else 1,
+                               "gate": "resolved" if spec.randomized else "exact", "seed": 0,
+                               "profile": "synthetic", "params": params}
+                        rows.append(row)
+                        if spec.randomized:
+                            for g in range(REPLICATE_GROUPS):
+                                loo = np.delete(noise, g).mean()
+                                reps.append({k_: row[k_] for k_ in ("study", "sampler", "variant", "target",
+                                                                    "metric", "d", "cost", "params")}
+                                            | {"group": g, "error": err * float(np.exp(loo))})
+    errors, replicates = pd.DataFrame(rows), pd.DataFrame(reps)
+    nstar, nstar_reps = nstar_table(errors, replicates, served=served)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "nstar.csv", pd.DataFrame(rows).to_csv(index=False))
+    for name, df in (("errors", errors), ("errors_replicates", replicates), ("nstar", nstar),
+                     ("nstar_replicates", nstar_reps)):
+        atomic_write_text(folder / f"{name}.csv", df.to_csv(index=False))
     for name, df in analyse(folder).items():
         atomic_write_text(folder / f"{name}.csv", df.to_csv(index=False))
     atomic_write_text(folder / "metadata.json", json.dumps(
@@ -205,11 +225,11 @@ def test_every_block_name_is_valid():
     for name in _all_blocks():
         kind, _, arg = name.partition(":")
         assert kind in KINDS, name
-        if kind in ("claims", "meta"):
+        if kind in ("claims", "meta", "decisive", "ratio"):
             assert arg == "", name
         for sampler in _samplers_of(name):
             assert sampler in REGISTRY, (name, sampler)
-        if kind in ("verdicts", "fits", "headline", "horizon"):
+        if kind in ("verdicts", "exponents", "headline"):
             assert _samplers_of(name), name
             # a block for a sampler the main study never runs would stay empty forever
             assert set(_samplers_of(name)) <= in_profile, (name, sorted(set(_samplers_of(name)) - in_profile))
@@ -239,3 +259,30 @@ def test_unknown_block_name_is_rejected(synthetic):
 
 def test_a_study_without_results_renders_a_placeholder(tmp_path):
     assert "no committed results" in notes.render("study:rounds", tmp_path)
+
+
+def test_study_headings_are_nested_below_their_section():
+    text = "# Study: x\n\n## part\n\n```\n# not a heading\n```\n###### deep"
+    assert notes.nest_headings(text, 4) == "#### Study: x\n\n##### part\n\n```\n# not a heading\n```\n###### deep"
+    assert notes.nest_headings("#### a\n##### b", 4) == "#### a\n##### b"          # already nested
+    assert notes.nest_headings("no heading", 4) == "no heading"
+
+
+def _heading_levels(text: str) -> list[int]:
+    levels, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        m = None if fenced else re.match(r"(#{1,6}) ", line)
+        if m:
+            levels.append(len(m.group(1)))
+    return levels
+
+
+def test_heading_hierarchy_has_no_jumps():
+    """One title, and no heading more than one level below the one before it (a valid outline)."""
+    levels = _heading_levels(_text())
+    assert levels[0] == 1 and levels.count(1) == 1, "paper_notes.md must have exactly one top-level title"
+    jumps = [(a, b) for a, b in zip(levels, levels[1:]) if b > a + 1]
+    assert not jumps, f"heading level jumps: {jumps[:5]}"
+    assert _heading_levels("# t\n### skipped") == [1, 3]          # control: the parser sees the jump

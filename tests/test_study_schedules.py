@@ -123,7 +123,7 @@ def test_nothing_depends_on_the_seed(result, tmp_path):
     ctx = StudyContext(profile="quick", seed=1, out=tmp_path, figures=tmp_path / "figures")
     scans, _ = SC.plan(ctx, SC.PROFILES["quick"], targets=("gauss_aniso",), conditions=(0.0,),
                        schedules=("exponential",))
-    again = SC.run_scans(ctx, scans)
+    again, _ = SC.run_scans(ctx, scans)
     ref = result[1]["errors"]
     ref = ref[(ref["target"] == "gauss_aniso") & (ref["variant"] == "exponential")]
     key = ["metric", "cost"]
