@@ -58,11 +58,14 @@ SWITCHES = (
 )
 
 PROFILES = {
-    "quick": dict(dims=(10, 1000), eps=(0.2, 0.1), n_draws=32, annealed_samples=4000, per_octave=2,
+    "quick": dict(dims=(10, 1000), eps=(0.2, 0.1), n_draws=32, precision=0.15, annealed_samples=4000, per_octave=2,
                   samplers=("ddpm", "ddram")),
-    "default": dict(dims=(10, 1000, 100000), eps=(0.2, 0.1, 0.05, 0.02), n_draws=128, annealed_samples=10000,
+    # draws and precision as the main study's first level (experiments.studies): a fixed count, so that both
+    # readings keep the same draws at every cost; a cell that misses the precision is unresolved
+    "default": dict(dims=(10, 1000, 100000), eps=(0.2, 0.1, 0.05, 0.02), n_draws=256, precision=0.08,
+                    annealed_samples=10000,
                     per_octave=2, samplers=None),
-    "full": dict(dims=(10, 1000, 100000, 10**7), eps=(0.2, 0.1, 0.05, 0.02, 0.01), n_draws=512,
+    "full": dict(dims=(10, 1000, 100000, 10**7), eps=(0.2, 0.1, 0.05, 0.02, 0.01), n_draws=1024, precision=0.03,
                  annealed_samples=40000, per_octave=3, samplers=None),
 }
 BY = ["sampler", "variant", "target", "metric"]
@@ -84,7 +87,8 @@ def plan(ctx, P) -> list[Scan]:
             # a fixed draw count (max_draws = n_draws): both readings keep the same draws at every cost
             scans.append(Scan(study=NAME, profile=ctx.profile, sampler=sampler, variant=f"{switch}={value}",
                               family=family, params=params, costs=ok, pairs=pairs, metrics=metrics,
-                              n_draws=P["n_draws"] if spec.randomized else 1, root_seed=ctx.seed,
+                              n_draws=P["n_draws"] if spec.randomized else 1, precision=P["precision"],
+                              root_seed=ctx.seed,
                               annealed_samples=P["annealed_samples"], n_infeasible=len(costs) - len(ok)))
     return scans
 
