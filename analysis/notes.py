@@ -138,7 +138,31 @@ def render_study(results: Path, name: str) -> str:
     path = results / name / "tables.md"
     if not path.exists():
         return f"_the study {name!r} has no committed results (run `python -m experiments.scaling {name}`)_"
-    return nest_headings(path.read_text().strip(), STUDY_HEADING_LEVEL)
+    summary = study_summary(path.read_text().strip())
+    link = f"The full report, every table of the study: [`results/{name}/tables.md`](results/{name}/tables.md)."
+    return nest_headings(summary, STUDY_HEADING_LEVEL) + "\n\n" + link
+
+
+#: a table of a study report is part of the summary in paper_notes.md when its header names one of these
+SUMMARY_COLUMNS = ("verdict", "winner", "changes")
+
+
+def study_summary(report: str) -> str:
+    """The title of a study report and its deciding tables (a header column in :data:`SUMMARY_COLUMNS`),
+    each with the heading or caption just before it; the first table when none decides."""
+    blocks = [b.strip("\n") for b in re.split(r"\n\s*\n", report) if b.strip()]
+    blocks = [b for b in blocks if not b.startswith("<!--")]
+    title = next((b for b in blocks if b.startswith("#")), None)
+    tables = [i for i, b in enumerate(blocks) if b.startswith("|")]
+    keep = [i for i in tables if any(c in b.lower() for b in [blocks[i].splitlines()[0]] for c in SUMMARY_COLUMNS)]
+    keep = keep or tables[:1]
+    out = [title] if title else []
+    for i in keep:
+        before = blocks[i - 1] if i > 0 else ""
+        if before and not before.startswith("|") and before != title and before not in out:
+            out.append(before)
+        out.append(blocks[i])
+    return "\n\n".join(out) if out else report
 
 
 #: a study's tables.md sits below a ``###`` section of paper_notes.md: its top headings become ``####``

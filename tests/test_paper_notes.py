@@ -286,3 +286,17 @@ def test_heading_hierarchy_has_no_jumps():
     jumps = [(a, b) for a, b in zip(levels, levels[1:]) if b > a + 1]
     assert not jumps, f"heading level jumps: {jumps[:5]}"
     assert _heading_levels("# t\n### skipped") == [1, 3]          # control: the parser sees the jump
+
+
+def test_a_study_block_shows_the_deciding_tables_and_links_the_full_report(tmp_path):
+    report = ("<!-- generated -->\n\n# Study: x\n\nIntro.\n\n**Sizes**\n\n| n | m |\n|---|---|\n| 1 | 2 |\n\n"
+              "## Verdicts\n\n| sampler | verdict |\n|---|---|\n| a | loose |\n\nA closing remark.\n")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "tables.md").write_text(report)
+    body = notes.render_study(tmp_path, "x")
+    assert body.startswith("#### Study: x") and "##### Verdicts" in body and "| a | loose |" in body
+    assert "Sizes" not in body and "| 1 | 2 |" not in body and "closing" not in body      # details stay out
+    assert body.endswith("[`results/x/tables.md`](results/x/tables.md).")
+    # no deciding table: the first table stands for the report
+    assert "| 1 | 2 |" in notes.study_summary("# t\n\n| n | m |\n|---|---|\n| 1 | 2 |\n\n| p |\n|---|\n| 3 |")
+    assert "| 3 |" not in notes.study_summary("# t\n\n| n | m |\n|---|---|\n| 1 | 2 |\n\n| p |\n|---|\n| 3 |")
