@@ -374,3 +374,46 @@ def test_report_analyse_refuses_an_incomplete_output_set(tmp_path):
     (out / "nstar.csv").unlink()                                # crash: one table of the set missing
     with pytest.raises(ValueError, match="not a complete output set: nstar.csv is missing"):
         report.analyse(out)
+
+
+# ---------------------------------------------------------------- figures without N* rows to plot
+
+NSTAR_COLUMNS = ("study", "sampler", "variant", "target", "metric", "d", "eps", "nstar", "status", "crossing",
+                 "params")
+
+
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_headline_without_a_line_to_plot_draws_no_empty_legend(tmp_path):
+    """One N* per sampler (no line at two d): no 'No artists with labels found' warning, a 'no data' note."""
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    one = pd.DataFrame([dict(study="s", sampler="ddpm", variant="tuned", target="g", metric="tv_annealed", d=10,
+                             eps=0.1, nstar=100.0, status="ok", crossing="interpolated", params="{}")])
+    drawn = []
+    real_save = figures._save
+
+    def keep(fig, path, formats=figures.FORMATS):
+        drawn.append(fig)
+        return real_save(fig, path, formats)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(figures, "_save", keep)
+            paths = figures.headline(one, tmp_path, claims={})
+        assert len(paths) == 1 and paths[0][0].is_file()
+        assert any("no sampler has an ok N*" in t for t in _texts(drawn[0]))
+        # the panels and diagnostics on empty tables: no legend warning either
+        empty = pd.DataFrame({c: [] for c in NSTAR_COLUMNS})
+        errors = pd.DataFrame({c: [] for c in ("d", "error", "error_se", "nfe", "metric", "params")})
+        fig = Figure()
+        for ax, plot in zip(fig.subplots(1, 3), (figures.plot_nstar_vs_d, figures.plot_nstar_vs_inv_eps,
+                                                 figures.plot_error_vs_nfe), strict=True):
+            plot(ax, errors if plot is figures.plot_error_vs_nfe else empty)
+            assert ax.get_legend() is None
+        assert _texts(fig) == [figures.NO_DATA] * 3
