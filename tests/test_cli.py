@@ -361,8 +361,9 @@ def test_plugin_sampler_is_not_a_builtin(tmp_path):
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "test_fast_law_matches_reference[" in listed.stdout, listed.stdout[-2000:]
     assert "fake_ddim" not in listed.stdout
-    res = subprocess.run(pytest_cmd + ["tests/test_paper_notes.py::test_every_registered_sampler_is_discussed_in_the_prose",
-                                       "tests/test_theory_presets.py::test_every_preset_is_covered"],
+    every = ["tests/test_paper_notes.py::test_every_registered_sampler_is_discussed_in_the_prose",
+             "tests/test_theory_presets.py::test_every_preset_is_covered"]
+    res = subprocess.run(pytest_cmd + every,
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "2 passed" in res.stdout, res.stdout[-3000:]
 
