@@ -57,8 +57,21 @@ def _plain_log_labels(axis):
         axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
+#: drawn in place of a legend on axes without a labelled line
+NO_DATA = "no data to plot"
+
+
+def _no_data(ax, text: str = NO_DATA) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
 def _legend(ax, handles=None, title=None, *, outside: bool = False):
+    """A legend of ``handles`` (default: the labelled artists); without any (and without a title), a "no
+    data" note instead, since matplotlib warns on a legend with nothing to show."""
     handles = handles if handles is not None else ax.get_legend_handles_labels()[0]
+    if not handles and not title:
+        _no_data(ax)
+        return
     if outside or len(handles) > 7:
         ax.legend(handles=handles, title=title, fontsize="x-small", title_fontsize="x-small",
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
@@ -392,7 +405,10 @@ def headline(nstar: pd.DataFrame, figures_dir, *, claims: Mapping, verdicts: pd.
         ax.set_ylabel(f"N* (score evaluations to reach {metric.replace('_', ' ')} ≤ {_fmt_num(eps)})")
         ax.set_title(f"N* against d at ε = {_fmt_num(eps)} (dashed: each paper's claimed d-slope)", fontsize="medium")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", loc="upper left")
+        else:                                   # no sampler has N* at two d: say so rather than an empty legend
+            _no_data(ax, f"no sampler has an ok N* at two or more d at ε = {_fmt_num(eps)}")
         if ax_v is not None:
             _exponent_panel(ax_v, vpart, names)
         fig.suptitle(f"target {target}: measured against claimed dimension dependence")

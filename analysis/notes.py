@@ -11,7 +11,7 @@ this module. A table lives between two markers::
 exits 1 if any block differs from what the committed results give (tests/test_paper_notes.py runs the
 check, so a stale table fails the test suite). Block names:
 
-``claims``                   every registered sampler's claim (from the registry)
+``claims``                   the claim of every sampler of this repository (from the registry; plug-ins excluded)
 ``headline:S1,S2,...``       each claim in its own metric, primary fit, for those samplers (the README's table)
 ``verdicts:S1,S2,...``       primary verdicts of the main study (results/verdicts.csv) for those samplers
 ``exponents:S1,S2,...``      primary exponent estimates with their intervals (results/exponents.csv)
@@ -44,8 +44,24 @@ class MissingResults(Exception):
     """A source table is not committed yet: the block renders a placeholder line."""
 
 
+def _source(results: Path, name: str) -> Path:
+    """``results/name`` after checking that ``results`` holds one complete output set that lists the file.
+
+    A folder with a manifest must verify (a run that crashed mid-write leaves one that does not, or none
+    beside its staging folder), so that a block never mixes tables of two runs; a folder without a
+    manifest (tables of an older layout, synthetic tables of the tests) is read as it is
+    (:func:`experiments.outputs.require_complete` with ``unmanaged_ok``). ValueError otherwise."""
+    from experiments.outputs import require_complete, require_in_set
+
+    results = Path(results)
+    folder, rel = (results / name).parent, (results / name).name
+    require_complete(folder, unmanaged_ok=True)
+    require_in_set(folder, rel)
+    return results / name
+
+
 def _csv(results: Path, name: str) -> pd.DataFrame:
-    path = results / name
+    path = _source(results, name)
     if not path.exists():
         raise MissingResults(f"_{name} is not in the committed results: run `python -m experiments.scaling`_")
     return pd.read_csv(path)
@@ -56,10 +72,12 @@ def _samplers(arg: str) -> list[str]:
 
 
 def render_claims() -> str:
-    from experiments.samplers import REGISTRY
+    """The claims of the built-in samplers only: a sampler of an installed plug-in (or one registered at run
+    time) is not part of the committed documents, so it must not make their block stale."""
+    from experiments.samplers._plugins import builtin_registry
 
     rows = []
-    for name, spec in sorted(REGISTRY.items()):
+    for name, spec in sorted(builtin_registry().items()):
         c = spec.claim
         rows.append({
             "sampler": name, "paper": c.paper if c else spec.paper, "metric": c.metric if c else "-",
@@ -106,7 +124,7 @@ def render_exponents(results: Path, arg: str) -> str:
 
 
 def render_decisive(results: Path, arg: str = "") -> str:
-    path = results / "decisive.csv"
+    path = _source(results, "decisive.csv")
     dec = pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
     if dec.empty:
         return "_no comparison of li_jiao and gupta_cai_chen in the committed results_"
@@ -115,7 +133,7 @@ def render_decisive(results: Path, arg: str = "") -> str:
 
 
 def render_ratio(results: Path, arg: str = "") -> str:
-    path = results / "ratios.csv"
+    path = _source(results, "ratios.csv")
     r = pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
     if r.empty:
         return "_no N* ratios in the committed results_"
@@ -124,7 +142,7 @@ def render_ratio(results: Path, arg: str = "") -> str:
 
 def render_comparison(results: Path, arg: str) -> str:
     a, b = _samplers(arg)
-    path = results / "comparisons.csv"
+    path = _source(results, "comparisons.csv")
     cmp = pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
     if cmp.empty or not ((cmp["sampler_a"] == a) & (cmp["sampler_b"] == b)).any():
         return f"_no comparison of {a} and {b} in the committed results_"
@@ -135,7 +153,7 @@ def render_comparison(results: Path, arg: str) -> str:
 
 
 def render_study(results: Path, name: str) -> str:
-    path = results / name / "tables.md"
+    path = _source(results, f"{name}/tables.md")
     if not path.exists():
         return f"_the study {name!r} has no committed results (run `python -m experiments.scaling {name}`)_"
     summary = study_summary(path.read_text().strip())
@@ -193,7 +211,7 @@ def nest_headings(text: str, level: int) -> str:
 
 
 def render_meta(results: Path, _arg: str = "") -> str:
-    path = results / "metadata.json"
+    path = _source(results, "metadata.json")
     if not path.exists():
         raise MissingResults("_no committed main results yet: run `python -m experiments.scaling`_")
     meta = json.loads(path.read_text())

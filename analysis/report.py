@@ -44,8 +44,18 @@ COMPARISONS = (("li_jiao", "gupta_cai_chen"), ("li_jiao", "ddpm"), ("gupta_cai_c
 TABLES = ("exponents", "exponent_replicates", "surface", "verdicts", "agreement", "decisive", "comparisons", "ratios")
 
 
+def _source(results: Path, name: str) -> Path:
+    """``results/name`` after checking that ``results`` is one complete output set that lists the file (a
+    folder without a manifest, e.g. the staging folder of the report command, is read as it is)."""
+    from experiments.outputs import require_complete, require_in_set
+
+    require_complete(results, unmanaged_ok=True)
+    require_in_set(results, name)
+    return Path(results) / name
+
+
 def _read(results: Path, name: str) -> pd.DataFrame | None:
-    p = Path(results) / f"{name}.csv"
+    p = _source(results, f"{name}.csv")
     return pd.read_csv(p) if p.exists() and p.stat().st_size > 1 else None
 
 
@@ -60,8 +70,8 @@ def half_ladder_step(errors: pd.DataFrame) -> float:
 
 def analyse(results: Path) -> dict[str, pd.DataFrame]:
     results = Path(results)
-    errors = pd.read_csv(results / "errors.csv")
-    nstar = pd.read_csv(results / "nstar.csv")
+    errors = pd.read_csv(_source(results, "errors.csv"))
+    nstar = pd.read_csv(_source(results, "nstar.csv"))
     err_reps, ns_reps = _read(results, "errors_replicates"), _read(results, "nstar_replicates")
     exps, exp_reps = fit_exponents(nstar, ns_reps)
     eps_range = (float(nstar["eps"].min()), float(nstar["eps"].max()))

@@ -138,13 +138,40 @@ def verify(out) -> list[str]:
     return problems
 
 
-def require_complete(out) -> None:
-    """Raise ValueError when ``out`` is not one complete output set (for readers of result folders)."""
+def require_complete(out, *, unmanaged_ok: bool = False) -> None:
+    """Raise ValueError when ``out`` is not one complete output set (for readers of result folders).
+
+    ``unmanaged_ok``: also accept a folder that no run of this pipeline manages, i.e. one with neither a
+    ``MANIFEST.json`` nor a staging folder (tables of the layout before manifests, or tables written by
+    hand or by tests), or that holds no file yet (the first run into it is still computing). A folder
+    with files and a staging folder but no manifest is refused: a run removes the manifest before it
+    moves its staged files in, so that is a run killed while writing there (or one writing there now).
+    A manifest that does not verify is always refused."""
+    out = Path(out)
+    if unmanaged_ok and not (out / MANIFEST).exists():
+        staging = sorted(p.name for p in out.glob(f"{STAGING_PREFIX}*") if p.is_dir())
+        files = [p for p in out.iterdir() if p.is_file() and not p.name.startswith(".")] if out.is_dir() else []
+        if not staging or not files:
+            return
+        raise ValueError(f"{out} is not a complete output set: it has no {MANIFEST} but holds the staging "
+                         f"folder {staging[0]} (a run was killed while writing there, or is writing there now); "
+                         f"rerun the command that wrote it")
     problems = verify(out)
     if problems:
         raise ValueError(f"{out} is not a complete output set: {problems[0]}"
                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
                          + "; rerun the command that wrote it")
+
+
+def require_in_set(out, rel: str) -> None:
+    """Raise ValueError when ``out`` has a manifest that does not list ``rel`` although the file is there
+    (a table left by an older run, which a reader must not mix with the set); see :func:`stray_files`."""
+    man = read_json(Path(out) / MANIFEST)
+    if man is None or not isinstance(man.get("files"), dict):
+        return
+    if rel not in man["files"] and (Path(out) / rel).exists():
+        raise ValueError(f"{Path(out) / rel} is not part of the output set in {out} (its {MANIFEST} does not "
+                         f"list it: left by an older run); remove it or rerun the command that wrote {out}")
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments import _validate as v
-from experiments.targets import GroupedGaussian
+from experiments.targets import MAX_DIM, GroupedGaussian
 
 METRICS = ("tv_annealed", "tv_quenched", "sqrt_kl", "w2")
 PROFILES = ("quick", "default", "full")
@@ -29,14 +29,32 @@ class GaussianFamily:
     fractions: tuple[float, ...]
     description: str = ""
 
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        var = v.positive_array("variances", self.variances, ndim=1)
+        v.finite_array("means", self.means, ndim=1)
+        frac = v.positive_array("fractions", self.fractions, ndim=1)
+        if var.size == 0:
+            raise ValueError("variances must list at least one group")
+        for field in ("means", "fractions"):
+            if len(getattr(self, field)) != var.size:
+                raise ValueError(f"{field} must have one value per group ({var.size}), "
+                                 f"got {len(getattr(self, field))}")
+        if abs(frac.sum() - 1.0) > 1e-6:
+            raise ValueError(f"fractions must sum to one, got sum {frac.sum()!r}")
+
     def at(self, d: int) -> GroupedGaussian:
         d = v.positive_int("d", d)
         frac = np.asarray(self.fractions, float)
         if d < frac.size:
             raise ValueError(f"d must be >= {frac.size} for target family {self.name!r}, got {d}")
-        k = np.floor(frac * d).astype(np.int64)
-        k = np.maximum(k, 1)
-        k[np.argmax(frac)] += d - k.sum()  # the largest group takes the rounding remainder
+        if d > MAX_DIM:
+            raise ValueError(f"d must be <= 2**63 - 1 (int64) for target family {self.name!r}, got {d}")
+        # Python ints: near 2**63 the float product rounds up past the int64 range; below it the
+        # values are those of np.floor(frac * d)
+        k = [max(int(np.floor(f * d)), 1) for f in frac.tolist()]
+        k[int(np.argmax(frac))] += d - sum(k)  # the largest group takes the rounding remainder
         return GroupedGaussian(self.variances, self.means, k)
 
     #: the column law of a sampler does not depend on d (only the multiplicities do)
@@ -85,6 +103,16 @@ class SamplerRun:
     theory: bool = True                  # also run the theory preset
     multiple: int = 1                    # ladder values rounded to multiples of this
 
+    def __post_init__(self):
+        if not isinstance(self.sampler, str) or not self.sampler:
+            raise ValueError(f"sampler must be a non-empty string, got {self.sampler!r}")
+        if not isinstance(self.ladder, tuple) or len(self.ladder) != 2:
+            raise ValueError(f"ladder must be a (smallest, largest) pair of costs, got {self.ladder!r}")
+        low, high = (v.positive_int("ladder", c) for c in self.ladder)
+        if low > high:
+            raise ValueError(f"ladder must have smallest <= largest cost, got {self.ladder!r}")
+        v.positive_int("multiple", self.multiple)
+
 
 @dataclass(frozen=True)
 class Draws:
@@ -93,6 +121,13 @@ class Draws:
     first: int = 64                      # draws per law at first (a multiple of the 16 replicate groups)
     cap: int = 512                       # most draws per law
     precision: float = 0.05              # relative precision (jackknife s.e.) a deciding cell must reach
+
+    def __post_init__(self):
+        first = v.positive_int("first", self.first)
+        cap = v.positive_int("cap", self.cap)
+        if cap < first:
+            raise ValueError(f"cap must be >= first ({first}), got {cap}")
+        v.positive("precision", self.precision)
 
 
 @dataclass(frozen=True)
@@ -107,6 +142,26 @@ class Profile:
     annealed_samples: int = 10000
     theory_dims: tuple[int, ...] | None = None     # sub-grid for theory presets (their parameters vary with d, eps)
     theory_eps: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        for field in ("dims", "theory_dims"):
+            values = getattr(self, field)
+            if values is None and field == "theory_dims":
+                continue
+            if not isinstance(values, tuple) or not values:
+                raise ValueError(f"{field} must be a non-empty tuple of dimensions, got {values!r}")
+            for d in values:
+                if v.positive_int(field, d) > MAX_DIM:
+                    raise ValueError(f"{field} must be <= 2**63 - 1 (int64), got {d}")
+        for field in ("eps", "theory_eps"):
+            values = getattr(self, field)
+            if values is None and field == "theory_eps":
+                continue
+            if not isinstance(values, tuple) or not values:
+                raise ValueError(f"{field} must be a non-empty tuple, got {values!r}")
+            v.positive_array(field, values, ndim=1)
+        v.positive_int("per_octave", self.per_octave)
+        v.positive_int("annealed_samples", self.annealed_samples)
 
 
 #: the baselines of the headline table: their theory presets run in every profile

@@ -276,3 +276,144 @@ def test_render_table_format():
         tables.render_table(df, ["b [ci]"])
 
 
+
+
+# ---------------------------------------------------------------- readers of an output set (MANIFEST.json)
+
+META = {"profile": "p", "seed": 0, "code_version": "x", "reference_mode": "exact"}
+
+
+def _managed(folder):
+    """A folder written as one output set by experiments.outputs.OutputSet (with its MANIFEST.json)."""
+    from experiments.outputs import OutputSet
+
+    outset = OutputSet(folder, folder / "figures")
+    outset.write_text("ratios.csv", "")                     # an empty table: the block renders a placeholder
+    assert outset.commit(META) == "written"
+    return folder
+
+
+def test_notes_readers_refuse_an_incomplete_output_set(tmp_path):
+    from analysis import notes
+
+    out = _managed(tmp_path / "results")
+    assert "profile `p`" in notes.render("meta", out)        # complete: read
+    assert "no N* ratios" in notes.render("ratio", out)
+    # a table of another run written over one of the set
+    (out / "ratios.csv").write_text("sampler_a,sampler_b\nx,y\n")
+    for block in ("meta", "ratio", "decisive", "verdicts:ddpm"):
+        with pytest.raises(ValueError, match="not a complete output set: ratios.csv does not match"):
+            notes.render(block, out)
+
+
+def test_notes_readers_refuse_a_set_killed_while_moving_in(tmp_path):
+    """A run removes MANIFEST.json first and moves its staged files in: killed then, it leaves its
+    staging folder and no manifest."""
+    from analysis import notes
+
+    out = _managed(tmp_path / "results")
+    (out / "MANIFEST.json").unlink()
+    (out / ".staging-999999").mkdir()
+    with pytest.raises(ValueError, match=r"no MANIFEST.json but holds the staging folder \.staging-999999"):
+        notes.render("meta", out)
+    # the first run into a folder, still computing: nothing to read yet, so placeholders and no error
+    first = tmp_path / "first"
+    (first / ".staging-999999").mkdir(parents=True)
+    (first / "cache").mkdir()
+    assert "no committed main results" in notes.render("meta", first)
+    assert "no N* ratios" in notes.render("ratio", first)
+
+
+def test_notes_readers_refuse_a_table_outside_the_set(tmp_path):
+    from analysis import notes
+
+    out = _managed(tmp_path / "results")
+    (out / "decisive.csv").write_text("variant,target,answer\ntuned,gauss,stale\n")   # left by an older run
+    with pytest.raises(ValueError, match="decisive.csv is not part of the output set"):
+        notes.render("decisive", out)
+    assert "profile `p`" in notes.render("meta", out)          # the listed files still read
+
+
+def test_notes_check_reports_an_incomplete_set_as_an_error(tmp_path, capsys):
+    from analysis import notes
+
+    out = _managed(tmp_path / "results")
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- generated:meta -->\nold\n<!-- end generated:meta -->\n")
+    assert notes.main(["--check", "--notes", str(doc), "--results", str(out)]) == 1     # stale, readable
+    (out / "metadata.json").write_text("{}")
+    assert notes.main(["--check", "--notes", str(doc), "--results", str(out)]) == 2
+    assert "metadata.json does not match the manifest" in capsys.readouterr().err
+
+
+def test_readers_accept_a_folder_without_manifest(tmp_path):
+    """Tables of the layout before manifests (and the tests' synthetic tables) are read as they are."""
+    from analysis import notes, report
+
+    _synthetic_results(tmp_path)
+    (tmp_path / "metadata.json").write_text(__import__("json").dumps(META))
+    assert "profile `p`" in notes.render("meta", tmp_path)
+    assert len(report.analyse(tmp_path)["exponents"])
+
+
+def test_report_analyse_refuses_an_incomplete_output_set(tmp_path):
+    from analysis import report
+    from experiments.outputs import OutputSet
+
+    (tmp_path / "tables").mkdir()
+    _synthetic_results(tmp_path / "tables")
+    outset = OutputSet(tmp_path / "results", tmp_path / "figures")
+    for name in ("errors.csv", "nstar.csv"):
+        outset.write_text(name, (tmp_path / "tables" / name).read_text())
+    outset.commit(META)
+    out = tmp_path / "results"
+    assert len(report.analyse(out)["exponents"])
+    (out / "nstar.csv").write_text((tmp_path / "tables" / "nstar.csv").read_text().replace("ddpm", "ddim"))
+    with pytest.raises(ValueError, match="not a complete output set: nstar.csv does not match"):
+        report.analyse(out)
+    (out / "nstar.csv").unlink()                                # crash: one table of the set missing
+    with pytest.raises(ValueError, match="not a complete output set: nstar.csv is missing"):
+        report.analyse(out)
+
+
+# ---------------------------------------------------------------- figures without N* rows to plot
+
+NSTAR_COLUMNS = ("study", "sampler", "variant", "target", "metric", "d", "eps", "nstar", "status", "crossing",
+                 "params")
+
+
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_headline_without_a_line_to_plot_draws_no_empty_legend(tmp_path):
+    """One N* per sampler (no line at two d): no 'No artists with labels found' warning, a 'no data' note."""
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    one = pd.DataFrame([dict(study="s", sampler="ddpm", variant="tuned", target="g", metric="tv_annealed", d=10,
+                             eps=0.1, nstar=100.0, status="ok", crossing="interpolated", params="{}")])
+    drawn = []
+    real_save = figures._save
+
+    def keep(fig, path, formats=figures.FORMATS):
+        drawn.append(fig)
+        return real_save(fig, path, formats)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(figures, "_save", keep)
+            paths = figures.headline(one, tmp_path, claims={})
+        assert len(paths) == 1 and paths[0][0].is_file()
+        assert any("no sampler has an ok N*" in t for t in _texts(drawn[0]))
+        # the panels and diagnostics on empty tables: no legend warning either
+        empty = pd.DataFrame({c: [] for c in NSTAR_COLUMNS})
+        errors = pd.DataFrame({c: [] for c in ("d", "error", "error_se", "nfe", "metric", "params")})
+        fig = Figure()
+        for ax, plot in zip(fig.subplots(1, 3), (figures.plot_nstar_vs_d, figures.plot_nstar_vs_inv_eps,
+                                                 figures.plot_error_vs_nfe), strict=True):
+            plot(ax, errors if plot is figures.plot_error_vs_nfe else empty)
+            assert ax.get_legend() is None
+        assert _texts(fig) == [figures.NO_DATA] * 3

@@ -302,8 +302,8 @@ def test_progress_is_weighted_by_work_and_plain_off_a_terminal():
     assert lines[2] == "analysis: figure x.png"
 
 
-def test_plugin_sampler_from_an_installed_distribution(tmp_path):
-    """A package declares a sampler module in the entry-point group; it shows in --help and runs."""
+def _fake_plugin_site(tmp_path) -> Path:
+    """A folder holding an installed distribution whose entry point registers the sampler ``fake_ddim``."""
     site = tmp_path / "site"
     pkg = site / "fake_sampler_pkg"
     pkg.mkdir(parents=True)
@@ -317,6 +317,12 @@ def test_plugin_sampler_from_an_installed_distribution(tmp_path):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-sampler-pkg\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[diffusion_theorem_checks.samplers]\nfake = fake_sampler_pkg\n")
+    return site
+
+
+def test_plugin_sampler_from_an_installed_distribution(tmp_path):
+    """A package declares a sampler module in the entry-point group; it shows in --help and runs."""
+    site = _fake_plugin_site(tmp_path)
     env = dict(ENV, PYTHONPATH=f"{REPO}{os.pathsep}{site}", COLUMNS="100")
     run = lambda *argv: subprocess.run([sys.executable, "-m", "experiments.scaling", *argv], cwd=tmp_path, env=env,
                                        capture_output=True, text=True, timeout=300)
@@ -327,6 +333,39 @@ def test_plugin_sampler_from_an_installed_distribution(tmp_path):
               "--jobs", "2", "--executor", "processes", "--out", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     assert "fake_ddim" in (tmp_path / "out" / "errors.csv").read_text()
+
+
+def test_plugin_sampler_is_not_a_builtin(tmp_path):
+    """With a plug-in installed, the claims block and the tests over every sampler keep to the built-in ones
+    (the plug-in has no prose in paper_notes.md, no preset formula, no tuned convergence costs here)."""
+    site = _fake_plugin_site(tmp_path)
+    env = dict(ENV, PYTHONPATH=f"{REPO}{os.pathsep}{site}")
+    probe = textwrap.dedent("""
+        import json
+        from analysis.notes import render_claims
+        from experiments.samplers import BUILTIN, REGISTRY, is_builtin
+        from experiments.samplers._plugins import PLUGINS
+        claims = render_claims()
+        print(json.dumps({"plugins": sorted(PLUGINS), "not_builtin": sorted(set(REGISTRY) - BUILTIN),
+                          "is_builtin": [is_builtin("fake_ddim"), is_builtin("ddim")],
+                          "claims": ["`fake_ddim`" in claims or "| fake_ddim |" in claims, "| ddim |" in claims]}))
+    """)
+    res = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"plugins": ["fake_ddim"], "not_builtin": ["fake_ddim"],
+                                      "is_builtin": [False, True], "claims": [False, True]}
+    pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    listed = subprocess.run(pytest_cmd + ["--collect-only", "tests/test_laws_fast.py", "tests/test_edges.py",
+                                          "tests/test_theory_presets.py"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0 and "test_fast_law_matches_reference[" in listed.stdout, listed.stdout[-2000:]
+    assert "fake_ddim" not in listed.stdout
+    every = ["tests/test_paper_notes.py::test_every_registered_sampler_is_discussed_in_the_prose",
+             "tests/test_theory_presets.py::test_every_preset_is_covered"]
+    res = subprocess.run(pytest_cmd + every,
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "2 passed" in res.stdout, res.stdout[-3000:]
 
 
 # -- fuzz ----------------------------------------------------------------------------------------------------

@@ -200,8 +200,10 @@ def test_check_command_exits_nonzero_on_a_stale_copy(tmp_path, synthetic):
 
 
 def test_every_registered_sampler_is_discussed_in_the_prose():
+    from experiments.samplers import BUILTIN  # this repository's samplers: plug-ins are not in its notes
+
     prose = _prose(_text())
-    missing = [name for name in sorted(REGISTRY) if f"`{name}`" not in prose]
+    missing = [name for name in sorted(BUILTIN) if f"`{name}`" not in prose]
     assert not missing, f"samplers not mentioned (as `name`) outside the generated tables: {missing}"
 
 

@@ -317,3 +317,103 @@ def test_sampler_cost_bound(sampler, cost):
     knob = get(sampler).cost_knob
     with pytest.raises(ValueError, match=names(knob)):
         get(sampler).make(cost)
+
+
+# --------------------------------------------------------------------------------------------------
+# studies: target families and profiles
+# --------------------------------------------------------------------------------------------------
+
+def _family(**kw):
+    from experiments.studies import GaussianFamily
+
+    args = dict(name="two", variances=(0.5, 2.0), means=(0.0, 0.0), fractions=(0.5, 0.5))
+    args.update(kw)
+    return GaussianFamily(**args)
+
+
+def _aniso_at(d):
+    from experiments.studies import get_target
+
+    return get_target("gauss_aniso").at(d)
+
+
+STUDY_CASES = [
+    case("d", _aniso_at, 2**63),                        # beyond int64: an OverflowError before
+    case("d", _aniso_at, 10**30),
+    case("d", _aniso_at, 1e20),                         # an integral float beyond int64
+    case("d", _aniso_at, 2.5),
+    case("d", _aniso_at, NAN),
+    case("d", _aniso_at, "10"),
+    case("d", _aniso_at, True),
+    case("d", _aniso_at, 1),                            # fewer coordinates than groups
+    case("variances", _family, variances=(0.5, -1.0)),
+    case("variances", _family, variances=(0.5, NAN)),
+    case("means", _family, means=(0.0, INF)),
+    case("means", _family, means=(0.0,)),
+    case("fractions", _family, fractions=(0.5, 0.6)),   # do not sum to one
+    case("fractions", _family, fractions=(1.5, -0.5)),
+    case("fractions", _family, fractions=(1.0,)),
+    case("name", _family, name=""),
+]
+
+
+@pytest.mark.parametrize("param,fn,args,kwargs", STUDY_CASES)
+def test_study_families_reject_bad_input(param, fn, args, kwargs):
+    with pytest.raises(ValueError, match=names(param)):
+        fn(*args, **kwargs)
+
+
+def test_study_family_accepts_the_int64_limit():
+    """The largest dimension an int64 holds is accepted and split exactly (it overflowed before)."""
+    target = _aniso_at(2**63 - 1)
+    assert target.dim == 2**63 - 1
+    assert list(target.multiplicities) == [2**62 - 1, 2**62]
+    assert list(_aniso_at(1001).multiplicities) == [501, 500]     # rounding remainder to the largest group
+
+
+def _profile(**kw):
+    from experiments.studies import Draws, Profile, SamplerRun
+
+    args = dict(name="p", dims=(10, 100), eps=(0.1,), targets=("gauss_aniso",), runs=(SamplerRun("ddpm", (8, 64)),),
+                draws=Draws())
+    args.update(kw)
+    return Profile(**args)
+
+
+def _run(*args, **kw):
+    from experiments.studies import SamplerRun
+
+    return SamplerRun(*args, **kw)
+
+
+def _draws(**kw):
+    from experiments.studies import Draws
+
+    return Draws(**kw)
+
+
+PROFILE_CASES = [
+    case("dims", _profile, dims=(10, 2**63)),
+    case("dims", _profile, dims=(10, 2.5)),
+    case("dims", _profile, dims=(0,)),
+    case("dims", _profile, dims=()),
+    case("theory_dims", _profile, theory_dims=(10**30,)),
+    case("eps", _profile, eps=(0.1, -0.1)),
+    case("eps", _profile, eps=(NAN,)),
+    case("theory_eps", _profile, theory_eps=(0.0,)),
+    case("per_octave", _profile, per_octave=0),
+    case("annealed_samples", _profile, annealed_samples=1.5),
+    case("ladder", _run, "ddpm", (8, 2.5)),
+    case("ladder", _run, "ddpm", (64, 8)),
+    case("ladder", _run, "ddpm", (8,)),
+    case("multiple", _run, "ddpm", (8, 64), multiple=0),
+    case("first", _draws, first=0),
+    case("cap", _draws, first=64, cap=32),
+    case("precision", _draws, precision=-0.1),
+]
+
+
+@pytest.mark.parametrize("param,fn,args,kwargs", PROFILE_CASES)
+def test_study_profiles_reject_bad_input(param, fn, args, kwargs):
+    with pytest.raises(ValueError, match=names(param)):
+        fn(*args, **kwargs)

@@ -30,6 +30,9 @@ from experiments.samplers._api import (  # noqa: F401
     get,
     register,
 )
-from experiments.samplers._plugins import load_plugins  # noqa: E402
+from experiments.samplers._plugins import is_builtin, load_plugins  # noqa: E402,F401
 
 load_plugins()
+# names of this repository's samplers (plug-ins and samplers registered at run time excluded): bound by
+# load_plugins, so imported after it ran
+from experiments.samplers._plugins import BUILTIN  # noqa: E402,F401

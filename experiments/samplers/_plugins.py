@@ -15,16 +15,21 @@ from experiments.samplers._api import REGISTRY
 ENTRY_POINT_GROUP = "diffusion_theorem_checks.samplers"
 #: sampler name -> "distribution (entry point)" for samplers registered by plug-ins
 PLUGINS: dict[str, str] = {}
+#: the samplers of this repository: the names registered by the modules that ``experiments/samplers/__init__.py``
+#: imports, taken by :func:`load_plugins` before it loads any plug-in. Samplers of plug-ins, and samplers a
+#: caller registers at run time, are not in it (tests and documents that list "every sampler" use it).
+BUILTIN: frozenset[str] = frozenset()
 _loaded = False
 
 
 def load_plugins() -> dict[str, str]:
     """Import every module declared in the entry-point group :data:`ENTRY_POINT_GROUP` (once per process);
     returns :data:`PLUGINS`."""
-    global _loaded
+    global _loaded, BUILTIN
     if _loaded:
         return PLUGINS
     _loaded = True
+    BUILTIN = frozenset(REGISTRY)
     import warnings
     from importlib.metadata import entry_points
 
@@ -50,3 +55,13 @@ def load_plugins() -> dict[str, str]:
 def plugin_origin(name: str) -> str | None:
     """Where a plug-in sampler comes from ("distribution (entry point)"), None for the built-in ones."""
     return PLUGINS.get(name)
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is a sampler of this repository (see :data:`BUILTIN`)."""
+    return name in BUILTIN
+
+
+def builtin_registry() -> dict:
+    """The entries of :data:`REGISTRY` of this repository's samplers, in registration order."""
+    return {name: spec for name, spec in REGISTRY.items() if name in BUILTIN}
