@@ -37,7 +37,9 @@ def seed_runs(sampler: str, family, costs, dims, eps, *, seeds: int, draws: int,
 
     ``draws``: internal draws per law and seed (a multiple of the replicate groups). Returns one row per seed
     with ``a``, ``a_lo``, ``a_hi``, ``b``, ``b_lo``, ``b_hi``, ``n`` (N* rows in the fit), and with ``keep_nstar``
-    the seed's ok N* rows (column ``nstar_rows``, a DataFrame) for other estimators to be tried on."""
+    the seed's ok N* rows (column ``nstar_rows``, a DataFrame) for other estimators to be tried on, and its
+    leave-one-group-out exponents (``a_replicates``, ``b_replicates``: arrays indexed by the left-out group)
+    for paired comparisons (:func:`difference_coverage`)."""
     from analysis.exponents import fit_exponents
 
     spec = get_sampler(sampler)
@@ -76,7 +78,9 @@ def seed_runs(sampler: str, family, costs, dims, eps, *, seeds: int, draws: int,
         rec = {"seed": s, **{k: float(r[k]) for k in ("a", "a_lo", "a_hi", "b", "b_lo", "b_hi")}, "n": int(r["n"])}
         if keep_nstar:
             rec["nstar_rows"] = nstar[nstar["status"] == "ok"]
-            rec["a_replicates"] = ex_reps["a"].to_numpy(float)
+            by_group = ex_reps.sort_values("group")
+            rec["a_replicates"] = by_group["a"].to_numpy(float)
+            rec["b_replicates"] = by_group["b"].to_numpy(float)
         out.append(rec)
     return pd.DataFrame(out)
 
@@ -90,4 +94,36 @@ def coverage(runs: pd.DataFrame) -> dict:
         out[f"{k}_pooled"] = float(pooled)
         out[f"{k}_sd"] = float(runs[k].std(ddof=1))
         out[f"{k}_half_width"] = float(np.mean(runs[f"{k}_hi"] - runs[f"{k}_lo"]) / 2)
+    return out
+
+
+def difference_coverage(runs_a: pd.DataFrame, runs_b: pd.DataFrame) -> dict:
+    r"""Coverage of the paired jackknife interval of the exponent differences :math:`a_A - a_B`, :math:`b_A - b_B`.
+
+    ``runs_a``, ``runs_b``: :func:`seed_runs` of the two samplers with ``keep_nstar`` under the same root and
+    the same seeds (row ``s`` of both is seed ``s``). Per seed, the interval is the one of
+    :func:`analysis.compare.exponent_differences`: the difference of the estimates, and
+    :func:`analysis.exponents.jackknife_interval` of the per-group differences of the leave-one-out
+    exponents. Returns, per exponent ``k`` in (a, b): the fraction of seeds whose interval covers the pooled
+    difference (mean over seeds) ``k``, ``k_pooled``, the seeds' sd ``k_sd``, the mean half-width
+    ``k_half_width``, and the per-seed intervals (``intervals``: a DataFrame) for other readings."""
+    from analysis.exponents import jackknife_interval
+
+    if list(runs_a["seed"]) != list(runs_b["seed"]):
+        raise ValueError("runs_a and runs_b must hold the same seeds in the same order")
+    rows = []
+    for (_, ra), (_, rb) in zip(runs_a.iterrows(), runs_b.iterrows(), strict=True):
+        rec = {"seed": int(ra["seed"])}
+        for k in ("a", "b"):
+            pa, pb = np.asarray(ra[f"{k}_replicates"], float), np.asarray(rb[f"{k}_replicates"], float)
+            if pa.size != pb.size:
+                raise ValueError(f"seed {rec['seed']}: {pa.size} and {pb.size} replicate groups")
+            est = float(ra[k]) - float(rb[k])
+            se, lo, hi = jackknife_interval(est, pa - pb)
+            rec.update({k: est, f"{k}_se": se, f"{k}_lo": lo, f"{k}_hi": hi})
+        rows.append(rec)
+    intervals = pd.DataFrame(rows)
+    out = coverage(intervals)
+    out["seeds"] = len(intervals)
+    out["intervals"] = intervals
     return out
