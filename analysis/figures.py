@@ -256,7 +256,7 @@ def _save(fig: Figure, path: Path, formats=FORMATS) -> list[Path]:
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
         buf = BytesIO()
-        fig.savefig(buf, dpi=DPI, format=fmt)
+        fig.savefig(buf, dpi=DPI, format=fmt, bbox_inches="tight")   # long axis labels stay inside
         atomic_write_bytes(target, buf.getvalue())
         out.append(target)
     return out
@@ -441,7 +441,7 @@ def _exponent_panel(ax, vpart: pd.DataFrame, names: Sequence[str]) -> None:
             labels.append(f"{name} ({variant}, {kind}): {r['verdict_d']}")
     ax.set_yticks(range(len(labels)), labels, fontsize="small")
     ax.invert_yaxis()
-    ax.set_xlabel("exponent a of d in N* (● measured with interval; ◇ claimed, shaded: + allowance for logs)")
+    ax.set_xlabel("exponent a of d in N*\n(● measured with interval; ◇ claimed; shaded: + allowance for logs)")
     ax.set_title("measured against claimed d-exponent, with the verdict", fontsize="medium")
     ax.grid(True, axis="x", alpha=0.3)
 
