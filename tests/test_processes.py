@@ -181,3 +181,23 @@ def test_li_jiao_random_nodes_lie_in_their_intervals(rng):
     assert np.all(nodes >= a[:-1]) and np.all(nodes <= a[1:])
     np.testing.assert_array_equal(P.li_jiao_random_nodes(a, np.zeros(a.size - 1)), a[:-1])
     np.testing.assert_allclose(P.li_jiao_random_nodes(a, np.ones(a.size - 1)), a[1:], rtol=1e-15)
+
+
+def test_a_study_context_for_a_worker_pickles_and_keeps_the_cache(tmp_path):
+    """A study context carries a progress closure (the CLI's line printer), which cannot be pickled; the
+    copy sent to worker processes drops it, and making it never reruns the cache clearing of --no-resume."""
+    import pickle
+
+    from experiments.extra_studies import StudyContext
+
+    def say(line):                                  # a closure, like the CLI's
+        print(line)
+
+    ctx = StudyContext(profile="quick", seed=0, out=tmp_path, figures=tmp_path / "f", progress=say, resume=False)
+    ctx.cache_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.cache_dir / "cell.json").write_text("{}")
+    with pytest.raises((AttributeError, pickle.PicklingError)):
+        pickle.dumps(ctx)                           # control: the context itself does not travel
+    twin = pickle.loads(pickle.dumps(ctx.for_worker()))
+    assert twin.progress is None and twin.seed == 0 and ctx.progress is say
+    assert (ctx.cache_dir / "cell.json").exists()   # no second __post_init__

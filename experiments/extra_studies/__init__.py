@@ -94,6 +94,16 @@ class StudyContext:
             for p in self.cache_dir.glob("*.json"):
                 p.unlink()
 
+    def for_worker(self) -> StudyContext:
+        """A copy to send to a worker process: without the progress callback (a closure, which cannot be
+        pickled). A shallow copy, not ``dataclasses.replace``, which would rerun ``__post_init__`` (and so
+        clear the cache again under ``--no-resume``)."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.progress = None
+        return twin
+
     def rng(self, *words) -> np.random.Generator:
         """A Generator derived from the root seed and the given words (cell parameters), not from order."""
         key = zlib.crc32(json.dumps([str(w) for w in words]).encode())

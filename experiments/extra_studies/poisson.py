@@ -81,6 +81,7 @@ is the jackknife standard error of the mean NFE over the groups.
 
 from __future__ import annotations
 
+
 import hashlib
 import json
 import math
@@ -518,7 +519,7 @@ def part_a(ctx, P):
     params = dict(horizon=tau, K=P["K"])
     bpairs = tuple((d, e) for d in P["broken_dims"] for e in eps)
     ladder = list(cost_ladder(LADDER_START["plmc"], MAX_COST, per_octave=P["per_octave"]))
-    broken = dict(ctx=ctx, family=family, costs=ladder, params=params, pairs=bpairs,
+    broken = dict(ctx=ctx.for_worker(), family=family, costs=ladder, params=params, pairs=bpairs,
                   metrics=("tv_annealed", "tv_quenched"), n_draws=P["n_draws"], max_draws=P["max_draws"],
                   precision=P["precision"], annealed_samples=P["annealed_samples"])
     first = [s for s in scans if s.sampler == "pulmc"]
