@@ -133,8 +133,9 @@ def markdown(parts: dict[str, pd.DataFrame], meta: str = "") -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def write_report(results, figures, *, diagnostics: bool = False, progress=None) -> list[Path]:
-    """Write the analysis tables and ``tables.md`` into ``results`` and the figures into ``figures``."""
+def write_report(results, figures, *, diagnostics: bool = False, progress=None, formats=None) -> list[Path]:
+    """Write the analysis tables and ``tables.md`` into ``results`` and the figures into ``figures`` (in
+    ``formats``, default :data:`analysis.figures.FORMATS`)."""
     from analysis import figures as figs
 
     results, figures = Path(results), Path(figures)
@@ -142,7 +143,8 @@ def write_report(results, figures, *, diagnostics: bool = False, progress=None) 
     for name, df in parts.items():
         atomic_write_text(results / f"{name}.csv", df.to_csv(index=False))
     atomic_write_text(results / "tables.md", markdown(parts))
-    return figs.make_all(results, figures, diagnostics=diagnostics, progress=progress)
+    return figs.make_all(results, figures, diagnostics=diagnostics, progress=progress,
+                         formats=figs.FORMATS if formats is None else tuple(formats))
 
 
 def main(argv=None) -> int:

@@ -420,10 +420,11 @@ def _say_fn():
     return say
 
 
-def _write_report(results: Path, figures: Path, say) -> None:
+def _write_report(results: Path, figures: Path, say, formats=("png",), diagnostics: bool = False) -> None:
     from analysis.report import write_report
 
-    write_report(results, figures, progress=lambda line: say(f"analysis: {line}"))
+    write_report(results, figures, progress=lambda line: say(f"analysis: {line}"), formats=formats,
+                 diagnostics=diagnostics)
 
 
 def _metadata(args, argv, scans, stats, executor, jobs, started, cpu0, study: str = "scaling") -> dict:
@@ -681,7 +682,19 @@ def report_parser() -> Parser:
     p.add_argument("--figures", default=None, help="figure folder (default: the profile's, or OUT/figures)")
     p.add_argument("--force", action="store_true", help="analyse a folder whose manifest is missing or does not match")
     p.add_argument("--no-notes", action="store_true", help="do not rebuild the README/paper_notes blocks")
+    p.add_argument("--format", default=("png",), type=_figure_formats, metavar="FMT[,FMT]",
+                   help="figure formats, from png, svg, pdf (vector); default: png")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="also draw the per-sampler diagnostic figures (into FIGURES/diagnostics, git-ignored)")
     return p
+
+
+def _figure_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if not formats or bad or len(set(formats)) != len(formats):
+        raise argparse.ArgumentTypeError(f"expected distinct formats from png, svg, pdf, got {text!r}")
+    return formats
 
 
 def report_command(argv) -> int:
@@ -724,7 +737,7 @@ def _run_report(prog, args, out, figures, meta_text) -> int:
                     shutil.copyfile(out / name, outset.stage / name)
             say(f"analysis of {out}: exponents, verdicts, comparisons, tables.md")
             try:
-                _write_report(outset.stage, outset.stage_figures, say)
+                _write_report(outset.stage, outset.stage_figures, say, formats=args.format, diagnostics=args.diagnostics)
             except (ValueError, KeyError) as exc:
                 outset.discard()
                 return report_error(prog, f"cannot analyse {out}: {type(exc).__name__}: {exc} (tables of an older "

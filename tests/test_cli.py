@@ -423,3 +423,15 @@ def test_a_few_bad_lines_as_real_processes_print_no_traceback(tmp_path):
         res = subprocess.run([sys.executable, "-m", "experiments.scaling", *BASE, *argv], cwd=tmp_path, env=ENV,
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_report_draws_vector_figures_on_request(tmp_path, capsys):
+    out, figs = _small_run(tmp_path, capsys)
+    code, text, err = _cli(["report", "--out", str(out), "--figures", str(figs), "--format", "svg,png", "--force",
+                            "--no-notes"], capsys)
+    assert code == 0, err
+    svgs = list(figs.glob("*.svg"))
+    assert svgs and all(p.read_text().lstrip().startswith(("<?xml", "<svg")) for p in svgs)
+    for bad in ("jpeg", "svg,svg", ""):
+        code, _, err = _cli(["report", "--out", str(out), "--format", bad], capsys)
+        assert code == 2 and "--format" in err and len(err.strip().splitlines()) == 1
