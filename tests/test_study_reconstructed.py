@@ -75,7 +75,13 @@ def test_effect_arithmetic_with_negative_control():
                              metric="tv_annealed", group=g, a=0.4 + shift + noise[g], b=0.8 + noise[g]))
     ex = _exps({"linear=relative_score": (0.4, 0.8), "linear=score": (0.43, 0.8)}, True)
     row = R.effects(ex, pd.DataFrame(reps)).iloc[0]
-    assert row["da"] == pytest.approx(0.03) and row["da_lo"] > 0 and row["changes"] == "a"
+    # a shift of 0.03 is detected (interval excludes 0) but smaller than the d-margin 1/24: no verdict can move
+    assert row["da"] == pytest.approx(0.03) and row["da_lo"] > 0 and row["detected"] == "a"
+    assert row["changes"] == "neither"
     # negative control: without common random numbers (independent noise) the same shift is not resolved
     indep = [dict(r, a=r["a"] + (rng.normal(0, 0.05) if r["variant"] == "linear=score" else 0.0)) for r in reps]
-    assert R.effects(ex, pd.DataFrame(indep)).iloc[0]["changes"] == "neither"
+    assert R.effects(ex, pd.DataFrame(indep)).iloc[0]["detected"] == "neither"
+    # a shift of 0.1 (beyond the margin) changes a
+    big = [dict(r, a=r["a"] + (0.07 if r["variant"] == "linear=score" else 0.0)) for r in reps]
+    ex_big = _exps({"linear=relative_score": (0.4, 0.8), "linear=score": (0.5, 0.8)}, True)
+    assert R.effects(ex_big, pd.DataFrame(big)).iloc[0]["changes"] == "a"

@@ -13,9 +13,10 @@ draws: the draws' seed depends on the sampler, target and cost but not on the sw
 could give the two readings different draw counts at one cost). The difference of exponents is then
 recomputed with each replicate group left out of both readings, and the paired jackknife gives its 95%
 interval (:func:`analysis.compare.exponent_differences`): noise common to both readings cancels, so a
-difference whose interval excludes 0 is an effect of the reading, not of the seed. A deterministic
-sampler's difference is exact (no interval); it "changes" an exponent when it exceeds the verdict
-margin (1/24 for d, 1/12 for eps).
+difference whose interval excludes 0 is an effect of the reading, not of the seed (column ``detected``). An
+effect "changes" an exponent only when it is larger than the verdict margin (1/24 for d, 1/12 for eps):
+for a randomized sampler when its whole interval lies beyond the margin, for a deterministic one (whose
+difference is exact, no interval) when the difference does.
 
 Switches (the code's choice first):
 
@@ -122,18 +123,24 @@ def effects(exps: pd.DataFrame, exp_reps: pd.DataFrame) -> pd.DataFrame:
                     for k, name in (("a", "d"), ("b", "eps")):
                         row.update({f"{k}_choice": rb[k], f"{k}_alt": ra[k], f"d{k}": d[f"delta_{name}"],
                                     f"d{k}_lo": d[f"delta_{name}_lo"], f"d{k}_hi": d[f"delta_{name}_hi"]})
-                    moved = [k for k in ("a", "b") if np.isfinite(row[f"d{k}_lo"])
-                             and not row[f"d{k}_lo"] <= 0.0 <= row[f"d{k}_hi"]]
+                    # detected: the interval excludes 0; changes: it lies beyond the verdict margin on one side
+                    detected = [k for k in ("a", "b") if np.isfinite(row[f"d{k}_lo"])
+                                and not row[f"d{k}_lo"] <= 0.0 <= row[f"d{k}_hi"]]
+                    moved = [k for k in detected if row[f"d{k}_lo"] > float(MARGIN[k])
+                             or row[f"d{k}_hi"] < -float(MARGIN[k])]
                     row["interval"] = "paired jackknife 95% (common draws)"
                     if not np.isfinite(row["da_lo"]):
-                        moved, row["interval"] = ["undetermined"], "no interval (too few ok N* for replicate fits)"
+                        detected = moved = ["undetermined"]
+                        row["interval"] = "no interval (too few ok N* for replicate fits)"
                 else:
                     for k in ("a", "b"):
                         diff = float(ra[k]) - float(rb[k])
                         row.update({f"{k}_choice": rb[k], f"{k}_alt": ra[k], f"d{k}": diff, f"d{k}_lo": np.nan,
                                     f"d{k}_hi": np.nan})
                     moved = [k for k in ("a", "b") if abs(row[f"d{k}"]) > float(MARGIN[k])]
+                    detected = [k for k in ("a", "b") if row[f"d{k}"] != 0.0]
                     row["interval"] = "exact (deterministic): compared with the verdict margin"
+                row["detected"] = ", ".join(detected) if detected else "neither"
                 row["changes"] = ", ".join(moved) if moved else "neither"
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -177,7 +184,7 @@ def run(ctx):
           f"seed {ctx.seed}, {P['n_draws']} internal draws shared by the readings)",
           "Effect of each alternative: exponent minus the code's choice's",
           tables.render_table(eff, ["sampler", "switch", "choice", "alternative", "metric", "da", "da_lo", "da_hi",
-                                    "db", "db_lo", "db_hi", "changes", "interval"],
+                                    "db", "db_lo", "db_hi", "detected", "changes", "interval"],
                               headers={"da": "Δa", "da_lo": "lo", "da_hi": "hi", "db": "Δb", "db_lo": "lo ",
                                        "db_hi": "hi ", "changes": "changes"}),
           "Exponents per reading (primary estimator)", tables.exponents_table(exps)]
