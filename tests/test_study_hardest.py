@@ -9,6 +9,7 @@ function of s is maximised by brute force on a fine grid and compared with the s
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -208,3 +209,23 @@ def test_quick_verdicts_and_structure(quick):
         assert len(cell) == 8 and (cell["target"] == "worst_case").all()
     exps = t["exponents"].set_index(["sampler", "target"])
     assert exps.loc[("li_jiao", "worst_case"), "interval"] == "jackknife 95%"
+
+
+def test_nonproduct_reference_reads_the_mixtures_study_as_it_writes_its_tables(tmp_path):
+    """The hardest study reads the committed mixtures tables; their columns are the mixtures study's (no
+    ``window`` column: the window is rebuilt from d_min .. eps_max). A crash here stopped the default run."""
+    import pandas as pd
+
+    from experiments.extra_studies.hardest import nonproduct_reference
+
+    root = tmp_path / "mixtures"
+    root.mkdir()
+    pd.DataFrame([dict(source="mixture", target="mix_iso", sampler="ddim", metric="tv", a=0.5, a_lo=0.4, a_hi=0.6,
+                       b=1.0, d_min=4, d_max=16, eps_min=0.05, eps_max=0.2)]).to_csv(root / "mixtures_fits.csv")
+    pd.DataFrame([dict(family="mix_iso", d=d, L_sup=2.0, second_moment=1.5 * d) for d in (4, 16)]).to_csv(
+        root / "mixtures_geometry.csv")
+    ref = nonproduct_reference(tmp_path, ("ddim",))
+    assert ref.loc[0, "window"] == "d in [4, 16]; eps in [0.05, 0.2]" and bool(ref.loc[0, "in_class"])
+    committed = Path(__file__).resolve().parents[1] / "results"
+    if (committed / "mixtures" / "mixtures_fits.csv").exists():
+        assert len(nonproduct_reference(committed, ("ddim",))) > 0

@@ -1152,7 +1152,10 @@ def nonproduct_reference(results_root, samplers) -> pd.DataFrame:
         rows.append({"family": r["target"], "sampler": r["sampler"], "metric": r["metric"], "a": r["a"],
                      "a_lo": r.get("a_all_lo", r["a_lo"]), "a_hi": r.get("a_all_hi", r["a_hi"]), "b": r["b"],
                      "b_over_a": float(r["b"]) / float(r["a"]) if float(r["a"]) else math.nan,
-                     "window": r["window"], "L_sup_max": L_max_seen, "m2_per_coord_max": m2_seen,
+                     "window": r["window"] if "window" in r else
+                     f"d in [{_fmt_d(r['d_min'])}, {_fmt_d(r['d_max'])}]; eps in [{_fmt_d(r['eps_min'])}, "
+                     f"{_fmt_d(r['eps_max'])}]",
+                     "L_sup_max": L_max_seen, "m2_per_coord_max": m2_seen,
                      "in_class": bool(L_max_seen <= cls.L_max and m2_seen <= cls.m2_max),
                      "in_study": r["sampler"] in samplers})
     return pd.DataFrame(rows).sort_values(["in_study", "a"], ascending=[False, False]).reset_index(drop=True)
