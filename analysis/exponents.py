@@ -140,11 +140,12 @@ def _replicate_table(part: pd.DataFrame, reps: pd.DataFrame | None):
     if reps is None or reps.empty:
         return None
     groups = np.unique(reps["group"].to_numpy())
-    row_of = {k: i for i, k in enumerate(zip(part["d"], part["eps"], part["params"]))}
+    row_of = {k: i for i, k in enumerate(zip(part["d"], part["eps"], part["params"], strict=True))}
     col_of = {g: j for j, g in enumerate(groups)}
     table = np.full((len(part), groups.size), np.nan)
     ok = reps["crossing"].to_numpy() == "interpolated"
-    for d, e, p, g, n, good in zip(reps["d"], reps["eps"], reps["params"], reps["group"], reps["nstar"], ok):
+    for d, e, p, g, n, good in zip(reps["d"], reps["eps"], reps["params"], reps["group"], reps["nstar"], ok,
+                                      strict=True):
         i = row_of.get((d, e, p))
         if i is not None and good:
             table[i, col_of[g]] = math.log(n)

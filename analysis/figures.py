@@ -264,8 +264,9 @@ def _save(fig: Figure, path: Path, formats=FORMATS) -> list[Path]:
 
 def _claimed(claims, sampler, metric):
     claim = claims.get(sampler)
-    if claim is None or not ((claim.metric == "tv" and metric.startswith("tv")) or
-                             (claim.metric == "kl" and metric == "sqrt_kl") or (claim.metric == "w2" and metric == "w2")):
+    same = ((claim.metric == "tv" and metric.startswith("tv")) or (claim.metric == "kl" and metric == "sqrt_kl")
+            or (claim.metric == "w2" and metric == "w2")) if claim is not None else False
+    if not same:
         return np.nan, np.nan
     return float(claim.d_exp), float(claim.eps_exp)
 

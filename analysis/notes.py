@@ -83,7 +83,8 @@ def render_claims() -> str:
             "sampler": name, "paper": c.paper if c else spec.paper, "metric": c.metric if c else "-",
             "d": str(c.d_exp) if c else "-", "1/eps": str(c.eps_exp) if c else "-",
             "L": str(c.L_exp) if c and c.L_exp is not None else "-", "logs": c.logs if c else "-",
-            "theorem": c.theorem if c else "no claim: " + (spec.notes.split(".")[0] if spec.notes else "building block"),
+            "theorem": c.theorem if c else
+            "no claim: " + (spec.notes.split(".")[0] if spec.notes else "building block"),
         })
     return tables.render_table(pd.DataFrame(rows), ["sampler", "metric", "d", "1/eps", "L", "logs", "paper", "theorem"])
 

@@ -117,12 +117,14 @@ def markdown(parts: dict[str, pd.DataFrame], meta: str = "") -> str:
                                                              parts["decisive"]["target"],
                                                              parts["decisive"]["answer"], strict=True))]
     if len(parts.get("ratios", ())):
-        blocks += ["### N*(li_jiao) / N*(gupta_cai_chen) with jackknife 95% intervals", tables.ratio_table(parts["ratios"])]
+        blocks += ["### N*(li_jiao) / N*(gupta_cai_chen) with jackknife 95% intervals",
+                   tables.ratio_table(parts["ratios"])]
     surface = v[v["estimator"] == "error surface"]
     if len(surface):
         blocks += ["### Second estimator: the error surface (tuned variants)", tables.verdicts_table(surface)]
     if len(parts.get("agreement", ())):
-        blocks += ["### Do the two estimators agree? (overlap of their intervals)", tables.agreement_table(parts["agreement"])]
+        blocks += ["### Do the two estimators agree? (overlap of their intervals)",
+                   tables.agreement_table(parts["agreement"])]
     structure = primary[primary["claim_on_structure"].notna()] if "claim_on_structure" in primary else primary.iloc[:0]
     if len(structure):
         blocks += ["### Structure: deterministic samplers on product targets (N* depends on d/ε^r only)",

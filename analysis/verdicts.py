@@ -62,8 +62,8 @@ MARGIN = {"a": Fraction(1, 24), "b": Fraction(1, 12)}
 METRIC_MATCH: dict[tuple[str, str, bool], tuple[str, str, str]] = {}
 for _rnd in (False, True):
     METRIC_MATCH[("tv", "tv_annealed", _rnd)] = ("same", "all", "annealed TV is the TV of the sampler's output law")
-    METRIC_MATCH[("kl", "tv_annealed", _rnd)] = ("implied (Pinsker)", "violated",
-                                                "TV <= sqrt(KL/2): the KL claim bounds the TV cost; only 'violated' transfers")
+    METRIC_MATCH[("kl", "tv_annealed", _rnd)] = (
+        "implied (Pinsker)", "violated", "TV <= sqrt(KL/2): the KL claim bounds the TV cost; only 'violated' transfers")
     METRIC_MATCH[("w2", "w2", _rnd)] = ("same" if not _rnd else "upper proxy", "all" if not _rnd else "loose",
                                        "W2" if not _rnd else "mean conditional W2 >= W2 of the mixture")
 METRIC_MATCH[("tv", "tv_quenched", False)] = ("same", "all", "one law: quenched TV is the TV")
@@ -196,7 +196,8 @@ def verdicts(exponents: pd.DataFrame, nstar: pd.DataFrame | None = None, claims:
             al_a, al_b = log_allowance(claim.log_factors, win["d"], win["eps"], win["nstar"], a0, b0)
         else:
             al_a = al_b = 0.0
-        m_a = max(float(MARGIN["a"]), ladder_resolution(half_step, row.get("d_min", math.nan), row.get("d_max", math.nan)))
+        m_a = max(float(MARGIN["a"]),
+                  ladder_resolution(half_step, row.get("d_min", math.nan), row.get("d_max", math.nan)))
         m_b = max(float(MARGIN["b"]), ladder_resolution(half_step, 1 / row.get("eps_max", math.nan),
                                                          1 / row.get("eps_min", math.nan)))
         if match == "none":

@@ -46,7 +46,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +85,7 @@ def code_version() -> str:
     return f"{experiments.__version__}+{_hash_files(sorted(root.rglob('*.py')))}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def law_code(sampler: str) -> str:
     """Hash of the source that determines a law of ``sampler``: its module and the shared numerical modules."""
     root = Path(experiments.__file__).parent

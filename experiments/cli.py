@@ -737,7 +737,8 @@ def _run_report(prog, args, out, figures, meta_text) -> int:
                     shutil.copyfile(out / name, outset.stage / name)
             say(f"analysis of {out}: exponents, verdicts, comparisons, tables.md")
             try:
-                _write_report(outset.stage, outset.stage_figures, say, formats=args.format, diagnostics=args.diagnostics)
+                _write_report(outset.stage, outset.stage_figures, say, formats=args.format,
+                              diagnostics=args.diagnostics)
             except (ValueError, KeyError) as exc:
                 outset.discard()
                 return report_error(prog, f"cannot analyse {out}: {type(exc).__name__}: {exc} (tables of an older "

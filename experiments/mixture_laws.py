@@ -166,7 +166,8 @@ class _Mix1D:
         return np.sum(self.w[:, :, None, :] * ndtr((x[..., None] - self.m[:, :, None, :]) / self.sd[:, :, None, :]), -1)
 
     def sf(self, x):
-        return np.sum(self.w[:, :, None, :] * ndtr(-(x[..., None] - self.m[:, :, None, :]) / self.sd[:, :, None, :]), -1)
+        z = -(x[..., None] - self.m[:, :, None, :]) / self.sd[:, :, None, :]
+        return np.sum(self.w[:, :, None, :] * ndtr(z), -1)
 
     def bracket(self):
         act = self.w > 0
@@ -466,7 +467,8 @@ class _Probe:
 
     def __init__(self, n, q, n_check):
         self.n, self.q = n, q
-        self.check_idx = np.unique(np.linspace(0, n - 1, n_check).round().astype(np.int64)) if q else np.zeros(0, np.int64)
+        self.check_idx = (np.unique(np.linspace(0, n - 1, n_check).round().astype(np.int64)) if q
+                          else np.zeros(0, np.int64))
         self.per = 2 * q + (1 if q > 1 else 0)
         self.C = self.check_idx.size
         self.R = 3 * n + self.C * self.per
@@ -657,7 +659,8 @@ def propagate_density_law(kernel: Kernel, target: ProductMixture, *, n_grid: int
             raise NonFiniteStateError(f"sampler {kernel.name!r} produced a non-finite state at {where}")
         try:
             w, newp, dl, nb = _push_density(z.reshape(M * G, n), p.reshape(M * G, n), f.reshape(M * G, n),
-                                             deriv.reshape(M * G, n), s2.reshape(-1), n, tail, on_fold == "bin", mass_tol)
+                                            deriv.reshape(M * G, n), s2.reshape(-1), n, tail, on_fold == "bin",
+                                            mass_tol)
         except FoldedMapError as exc:
             raise FoldedMapError(f"sampler {kernel.name!r} at {where}: {exc}") from exc
         z, p = w.reshape(M, G, n), newp.reshape(M, G, n)

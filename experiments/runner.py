@@ -23,6 +23,7 @@ import numpy as np
 
 from experiments.executors import imap
 
+
 def run_one(scan, cache_dir: str | None = None) -> dict:
     """``experiments.cells.run_scan`` with its errors named by the scan (picklable, for every executor)."""
     from experiments.cells import run_scan

@@ -12,10 +12,8 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
 
 from analysis import figures, fits, tables, verdicts
-from experiments.samplers import Claim
 
 D_GRID = (10, 30, 100, 300, 1000)
 EPS_GRID = (0.3, 0.1, 0.03, 0.01, 0.003)

@@ -1,8 +1,8 @@
 """paper_notes.md and the README: generated tables fresh, block names valid, every sampler discussed.
 
 (a) ``analysis.notes.stale_blocks(doc, results/)`` is empty for paper_notes.md and README.md: a table
-    that no longer matches the committed results fails (skipped only while ``results/metadata.json`` does not exist, i.e. before the
-    main study has been committed);
+    that no longer matches the committed results fails (skipped only while ``results/metadata.json`` does
+    not exist, i.e. before the main study has been committed);
 (b) negative control: a copy of paper_notes.md whose generated tables are fresh is reported clean, and the
     same copy with one generated table edited by hand is reported stale (on synthetic result tables, so
     the control runs whether or not results/ is populated; and on the committed results when present);
@@ -285,7 +285,7 @@ def test_heading_hierarchy_has_no_jumps():
     """One title, and no heading more than one level below the one before it (a valid outline)."""
     levels = _heading_levels(_text())
     assert levels[0] == 1 and levels.count(1) == 1, "paper_notes.md must have exactly one top-level title"
-    jumps = [(a, b) for a, b in zip(levels, levels[1:]) if b > a + 1]
+    jumps = [(a, b) for a, b in zip(levels, levels[1:], strict=False) if b > a + 1]
     assert not jumps, f"heading level jumps: {jumps[:5]}"
     assert _heading_levels("# t\n### skipped") == [1, 3]          # control: the parser sees the jump
 

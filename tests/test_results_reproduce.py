@@ -16,6 +16,7 @@ Tolerance: 1e-9 relative (the computations are deterministic; the slack covers s
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,6 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-import os
-
 RESULTS = Path(os.environ.get("REPRODUCE_RESULTS", ROOT / "results"))
 RTOL = 1e-9
 

@@ -390,7 +390,8 @@ class WeightAtHalf(Kernel):
 
     def plan(self, noise):
         aux = dict(self.inner.plan(noise))
-        assert set(aux) == {"u", "abar", "tau", "t", "g_scale"}   # nodes: abar/tau/t (g_scale from abar); u: weights only
+        # nodes: abar/tau/t (g_scale from abar); u: weights only
+        assert set(aux) == {"u", "abar", "tau", "t", "g_scale"}
         aux["u"] = np.full_like(aux["u"], 0.5)
         return aux
 

@@ -65,7 +65,8 @@ def test_reference_law_is_exact_and_only_the_score_moves(rng):
 
 
 def test_lipschitz_by_finite_differences(rng):
-    tgt = PerturbedGaussian(BASE, 2.0, alpha=[3.0, -1.0, 0.5], beta=0.0, profile="inv_sigma", convention="per_coordinate")
+    tgt = PerturbedGaussian(BASE, 2.0, alpha=[3.0, -1.0, 0.5], beta=0.0, profile="inv_sigma",
+                            convention="per_coordinate")
     for t in (0.02, 0.5, 3.0):
         h = 1e-3
         x = rng.standard_normal((1, 3))

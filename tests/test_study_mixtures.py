@@ -228,7 +228,7 @@ def _check_claims(ver):
     """Verdicts against the registry claims (TV claims: ddim d^1, dpm_solver_2 d^(3/2))."""
     ver = ver.set_index(["sampler", "metric"])
     assert len(ver) == 4
-    for (s, m), r in ver.iterrows():
+    for (s, _metric), r in ver.iterrows():
         assert r["a_lo"] > 0                                   # the cost does grow with d
         if s == "dpm_solver_2":
             assert r["verdict_d"] == "loose", r[["a_lo", "a_hi"]].to_dict()

@@ -81,7 +81,6 @@ is the jackknife standard error of the mean NFE over the groups.
 
 from __future__ import annotations
 
-
 import hashlib
 import json
 import math

@@ -118,7 +118,8 @@ def effects(exps: pd.DataFrame, exp_reps: pd.DataFrame) -> pd.DataFrame:
                                       & exp_reps["variant"].isin([choice, alt])]
                         rp = rp.assign(sampler=rp["variant"], variant="paired", study=NAME)
                     else:                     # no replicate exponents (too few ok N*): no interval
-                        rp = pd.DataFrame(columns=["study", "sampler", "variant", "target", "metric", "group", "a", "b"])
+                        rp = pd.DataFrame(columns=["study", "sampler", "variant", "target", "metric", "group", "a",
+                                                   "b"])
                     d = exponent_differences(ex2, rp, alt, choice, metric=metric).iloc[0]
                     for k, name in (("a", "d"), ("b", "eps")):
                         row.update({f"{k}_choice": rb[k], f"{k}_alt": ra[k], f"d{k}": d[f"delta_{name}"],
