@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import math
 import re
-import time
 
 import mpmath
 import numpy as np
@@ -265,9 +264,7 @@ def test_annealed_far_mixture_short_circuits():
     rng = np.random.default_rng(5)
     law = type("Law", (), dict(mean=rng.normal(0, 0.1, (M, 2)), var=np.exp(rng.normal(0, 0.1, (M, 2))),
                                target_mean=np.zeros(2), target_var=np.ones(2), multiplicities=np.array([k, k])))
-    t = time.perf_counter()
-    est = D.annealed_tv(law, n_samples=20_000, rng=rng)
-    assert time.perf_counter() - t < 0.5
+    est = D.annealed_tv(law, n_samples=20_000, rng=rng)     # the speed itself: benchmarks/bench_distances.py
     assert est.value == 1.0 and est.error_bound <= 1e-10 and "Bhattacharyya" in est.method
 
 
@@ -281,12 +278,13 @@ FAR = [(10**9, 0.1, 1.1), (10**9, 0.3, 1.0 + 1e-9), (10**12, 0.1, 1.1), (10**12,
 
 @pytest.mark.parametrize("k,a,s2", FAR)
 def test_far_laws_at_huge_k_are_fast_and_bounded(k, a, s2):
-    # these took 15-90 s each and returned 0.99998 with error bound 0.149 at k = 1e12 before the short-circuit
+    # these took 15-90 s each and returned 0.99998 with error bound 0.149 at k = 1e12 before the short-circuit;
+    # fast means: answered by the Bhattacharyya bound, no characteristic-function integration (a structural
+    # check, not a wall-clock one; the timings are in benchmarks/bench_distances.py)
     for groups in (1, 2):
         args = ([a] * groups, [s2] * groups, [0.0] * groups, [1.0] * groups, [k] * groups)
-        t = time.perf_counter()
         est = D.tv_product_gaussian(*args)
-        assert time.perf_counter() - t < 0.5
+        assert est.method == D._BC_METHOD, est.method
         lo, hi = bc_bounds(*args)
         assert est.error_bound <= 1e-10
         assert float(lo) - est.error_bound <= est.value <= float(hi) + est.error_bound
@@ -518,3 +516,10 @@ def test_former_li_jiao_parallel_defaults_diverge():
     par, _ = _kl_per_coordinate(spec, 400, spec.defaults)
     seq, _ = _kl_per_coordinate(REGISTRY["li_jiao"], 400, dict(K=None, lipschitz=10.0))
     assert abs(par / seq - 1) < 0.05
+
+
+def test_a_law_near_the_target_is_integrated_not_bounded():
+    """Control for the structural check above: near the target the bound is too wide, the CF route runs."""
+    for groups in (1, 2):
+        est = D.tv_product_gaussian([0.1] * groups, [1.1] * groups, [0.0] * groups, [1.0] * groups, [10] * groups)
+        assert est.method != D._BC_METHOD and est.method.startswith(("CF inversion", "exact")), est.method
