@@ -158,3 +158,45 @@ def test_replicate_table_columns_and_the_jackknife_only_of_interpolated_rows():
 
 def test_curve_key_is_the_documented_one():
     assert CURVE == ["study", "sampler", "variant", "target", "params", "metric", "d"]
+
+
+def test_delta_method_terms_match_numerical_derivatives():
+    # log N* as a function of the two bracketing log-errors, differentiated numerically (central differences)
+    nfe = np.array([10.0, 20.0, 40.0])
+    err = np.array([0.5, 0.3, 0.05])
+    eps = 0.12                                            # bracket (1, 2), eps near the middle in log
+    se = np.array([0.0, 0.02, 0.004])
+
+    def log_nstar(y1, y2):
+        e = err.copy()
+        e[1], e[2] = math.exp(y1), math.exp(y2)
+        return math.log(nstar_detail(nfe, e, eps).value)
+
+    y1, y2, h = math.log(err[1]), math.log(err[2]), 1e-5
+    d1 = (log_nstar(y1 + h, y2) - log_nstar(y1 - h, y2)) / (2 * h)
+    d2 = (log_nstar(y1, y2 + h) - log_nstar(y1, y2 - h)) / (2 * h)
+    assert abs(d1) > 0.1 and abs(d2) > 0.1                 # both cells matter here
+    t1, t2 = d1 * se[1] / err[1], d2 * se[2] / err[2]
+    assert nstar_detail(nfe, err, eps, se).log_se == pytest.approx(math.hypot(t1, t2), rel=1e-6)
+    assert nstar_detail(nfe, err, eps, [0.0, 0.02, 0.0]).log_se == pytest.approx(abs(t1), rel=1e-6)
+    assert nstar_detail(nfe, err, eps, [0.0, 0.0, 0.004]).log_se == pytest.approx(abs(t2), rel=1e-6)
+
+
+def test_nstar_detail_branches_return_every_field():
+    nfe = [10.0, 20.0, 40.0]
+    r = nstar_detail(nfe, [0.2, 0.1, 0.05], 0.1)                      # an error equal to eps meets it
+    assert (r.crossing, r.bracket) == ("interpolated", (0, 1)) and r.value == pytest.approx(20.0, rel=1e-12)
+    for errors, crossing in [([0.05, 0.04, 0.03], "below_grid"), ([0.5, 0.4, 0.3], "above_grid")]:
+        r = nstar_detail(nfe, errors, 0.1)
+        assert r.crossing == crossing and math.isnan(r.value) and r.bracket is None and r.log_se == 0.0
+    r = nstar_detail(nfe, [0.5, np.inf, 0.05], 0.1)
+    assert (r.value, r.crossing, r.bracket) == (40.0, "diverged", (1, 2)) and math.isnan(r.log_se)
+    # an exact zero error after the crossing: N* is that cell's NFE, nothing to interpolate in log
+    r = nstar_detail(nfe, [0.5, 0.2, 0.0], 0.1)
+    assert (r.value, r.crossing, r.log_se, r.bracket, r.ambiguous) == (40.0, "interpolated", 0.0, (1, 2), False)
+    r = nstar_detail(nfe, [0.05, 0.2, 0.0], 0.1, 0.01)                  # ... and its ambiguity is still reported
+    assert (r.value, r.crossing, r.ambiguous) == (40.0, "interpolated", True)
+    # ambiguous: strictly more than two standard errors below eps before the last crossing
+    nfe4 = [10.0, 20.0, 40.0, 80.0]
+    assert not nstar_detail(nfe4, [0.25, 0.6, 0.3, 0.1], 0.5, 0.125).ambiguous     # exactly 2 s.e. below
+    assert nstar_detail(nfe4, [0.2, 0.6, 0.3, 0.1], 0.5, 0.125).ambiguous          # 2.4 s.e. below
