@@ -152,9 +152,11 @@ class _CountingNoise:
         return self.base.uniform(size)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("corrector,draws", [("ei", 2), ("rm", 4)])
-def test_declared_draws_per_step_is_the_most_gaussian_draws_of_one_step(corrector, draws):
-    k = GuptaCaiChen(40, N0=2, corrector=corrector)
+def test_declared_draws_per_step_is_the_most_gaussian_draws_of_one_step(corrector, draws, parallel):
+    k = (GuptaCaiChenParallel(3, R=2, sweeps=1, corr_steps=3, corrector=corrector) if parallel
+         else GuptaCaiChen(40, N0=2, corrector=corrector))
     assert k.draws_per_step == draws
     batch = 2
     x = np.random.default_rng(0).normal(size=(batch, 2))
