@@ -200,3 +200,13 @@ def test_nstar_detail_branches_return_every_field():
     nfe4 = [10.0, 20.0, 40.0, 80.0]
     assert not nstar_detail(nfe4, [0.25, 0.6, 0.3, 0.1], 0.5, 0.125).ambiguous     # exactly 2 s.e. below
     assert nstar_detail(nfe4, [0.2, 0.6, 0.3, 0.1], 0.5, 0.125).ambiguous          # 2.4 s.e. below
+
+
+def test_a_diverged_replicate_leaves_the_jackknife_undefined():
+    # the left-out-group curve's last cell above eps is infinite: its N* is only a bound, no log N* for it
+    served = {("x", "tuned", "t", "{}"): {(10, 0.1)}}
+    err = [0.4, 0.2, 0.05, 0.02]
+    table, reps = nstar_table(pd.DataFrame(_rows("x", "tv", 10, (10, 20, 40, 80), err)),
+                              _reps([err, [1.1 * e for e in err], [0.4, np.inf, 0.05, 0.02]]), served=served)
+    assert reps["crossing"].tolist() == ["interpolated", "interpolated", "diverged"]
+    assert table["crossing"].iloc[0] == "interpolated" and math.isnan(table["nstar_jk_se"].iloc[0])
