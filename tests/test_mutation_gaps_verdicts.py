@@ -143,3 +143,34 @@ def test_compare_at_equal_eps_keeps_one_sided_rows_and_a_clean_index():
     assert cmp["ratio"].iloc[0] == 4.0 and cmp["log2_ratio"].iloc[0] == 2.0
     assert math.isnan(cmp["ratio"].iloc[1]) and math.isnan(cmp["log2_ratio"].iloc[2])
     assert cmp["nstar_a"].iloc[1] == 800.0 and math.isnan(cmp["nstar_b"].iloc[1])
+
+
+def test_cost_log_allowance_uses_the_window_nstar_and_each_claimed_exponent():
+    # log^1 N in the cost: allowance a0 k / (ln N - k) and b0 k / (ln N - k), N* = 100 on the whole window
+    claims = {"s": Claim("P", "Thm", "tv", Fraction(1, 3), Fraction(2, 3),
+                         log_factors=(LogFactor("cost", 1), LogFactor("d", 2)))}
+    v = V.verdicts(pd.DataFrame([_ex("s", "tv_annealed", 0.30, 0.50, 0.50, 0.90)]), _nstar(), claims).iloc[0]
+    scale = 1 / (math.log(100) - 1)
+    assert v["allowance_a"] == pytest.approx(scale / 3 + (2 / math.log(10) + 2 / math.log(100)) / 2, rel=1e-12)
+    assert v["allowance_b"] == pytest.approx(2 * scale / 3, rel=1e-12)
+    assert v["log_factors"] == f"{LogFactor('cost', 1).describe()}; {LogFactor('d', 2).describe()}"
+    # the threshold ln N = k + 1/2 itself is where the claim cannot be tested
+    k = Fraction(math.log(100) - 0.5)
+    assert np.log(100.0) == float(k) + 0.5
+    assert V.log_allowance([LogFactor("cost", k)], [10.0], [0.1], [100.0], 1.0, 1.0) == (math.inf, math.inf)
+
+
+def test_window_filter_ignores_keys_the_nstar_table_lacks_and_window_columns_are_optional():
+    ex = pd.DataFrame([_ex("s", "tv_annealed", 0.30, 0.50, 0.50, 0.90)])
+    full = V.verdicts(ex, _nstar(), CLAIMS).iloc[0]
+    nst = _nstar()
+    no_study = V.verdicts(ex, nst[nst["study"] == "t"].drop(columns="study"), CLAIMS).iloc[0]
+    assert no_study["allowance_a"] == full["allowance_a"]
+    bare = V.verdicts(ex.drop(columns=["d_min", "d_max", "eps_min", "eps_max"]), _nstar(), CLAIMS).iloc[0]
+    assert bare["margin_a"] >= 1 / 24 and bare["margin_b"] >= 1 / 12
+
+
+def test_a_table_of_unclaimed_samplers_has_every_column_with_nan_numbers():
+    v = V.verdicts(pd.DataFrame([_ex("nobody", "tv_annealed", 0.30, 0.50, 0.50, 0.90)]), None, CLAIMS)
+    for col in ("a_claim", "b_claim", "allowance_a", "allowance_b", "margin_a", "margin_b"):
+        assert isinstance(v[col].iloc[0], float) and math.isnan(v[col].iloc[0]), col
