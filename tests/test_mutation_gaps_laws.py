@@ -43,10 +43,18 @@ def test_law_mode_input_checks_name_the_problem():
     class NotGaussian:
         is_gaussian = False
 
-    with pytest.raises(ValueError, match=r"^target must be Gaussian \(affine score\) for law mode; use sample mode "
-                                         r"otherwise$"):
-        gaussian_law(k, NotGaussian())
+    for target in (NotGaussian(), object()):                 # a target that does not say is not Gaussian
+        with pytest.raises(ValueError, match=r"^target must be Gaussian \(affine score\) for law mode; use sample "
+                                             r"mode otherwise$"):
+            gaussian_law(k, target)
     with pytest.raises(ValueError, match=r"^start must be one of \('exact', 'prior'\), got 'x'$"):
         gaussian_law(k, TARGET, start="x")
     with pytest.raises(ValueError, match=r"^n_draws must be an integer >= 1"):
         gaussian_law(k, TARGET, n_draws=0)
+
+
+def test_a_kernel_whose_init_disagrees_with_its_state_size_is_named():
+    k = get("ddpm").make(10)
+    k.state_size = 2                                         # init returns one array
+    with pytest.raises(RuntimeError, match=r"^kernel 'ddpm' declares state_size=2 but init returned 1 arrays$"):
+        gaussian_law(k, TARGET)
