@@ -13,6 +13,8 @@ Commands (from the repository root of a fresh clone; Python 3.10+):
     python scripts/mutation_report.py report                           # kill rate of every module run so far
     python scripts/mutation_report.py report --survivors               # ... and the names of surviving mutants
     python scripts/mutation_report.py run --all                        # every module in turn (hours on 2 cores)
+    python scripts/mutation_report.py run experiments/distances.py --fresh --mutants "x_gaussian_kl*" "x_quenched_*"
+                                                          # only the mutants of these functions (fnmatch patterns)
 
 ``run`` copies ``experiments/``, ``analysis/``, ``tests/`` and ``pyproject.toml`` to
 ``build/mutation/<module>/`` (``build/`` is git-ignored), writes a ``setup.cfg`` there whose ``[mutmut]``
@@ -107,13 +109,16 @@ def mutmut_executable() -> str:
     return found
 
 
-def run(module: str, tests: list[str], workdir: Path, fresh: bool, max_children: int | None) -> int:
+def run(module: str, tests: list[str], workdir: Path, fresh: bool, max_children: int | None,
+        mutants: list[str] | None = None) -> int:
     missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
     if not (ROOT / module).exists() or missing:
         raise SystemExit(f"not found: {[module] if not (ROOT / module).exists() else []} {missing}")
     wd = prepare(module, tests, workdir, fresh)
     env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}    # tests must import the mutants
     cmd = [mutmut_executable(), "run"] + ([f"--max-children={max_children}"] if max_children else [])
+    stem = module.removesuffix(".py").replace("/", ".")
+    cmd += [m if m.startswith(stem + ".") else f"{stem}.{m}" for m in mutants or ()]     # mutmut matches with fnmatch
     print(f"[mutation_report] {module}: mutmut run in {wd} with tests {tests}", flush=True)
     rc = subprocess.run(cmd, cwd=wd, env=env).returncode
     print_report(workdir, [module], survivors=False)
@@ -175,6 +180,9 @@ def main(argv=None) -> int:
     r.add_argument("--all", action="store_true", help="every module of [mutation_report] in turn")
     r.add_argument("--fresh", action="store_true", help="discard earlier results of the module(s)")
     r.add_argument("--max-children", type=int, default=None, help="parallel mutant workers (mutmut default: cores)")
+    r.add_argument("--mutants", nargs="+", default=None, metavar="PATTERN",
+                   help="only these mutants (fnmatch patterns of mutmut names, e.g. 'x_gaussian_kl*'; the module "
+                        "prefix is added); unmatched mutants stay 'not checked' and are left out of the kill rate")
     r.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     rep = sub.add_parser("report", help="kill rate per module from mutmut's results")
     rep.add_argument("modules", nargs="*", help="only these modules (default: every module run so far)")
@@ -200,7 +208,7 @@ def main(argv=None) -> int:
         p.error(f"unknown module(s) {unknown}; known: {sorted(table)}")
     rc = 0
     for module in modules:
-        rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children))
+        rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children, args.mutants))
     return rc
 
 
