@@ -220,6 +220,8 @@ class OutputSet:
             if not p.is_file() or p.name.startswith("."):
                 continue
             rel = p.relative_to(self.stage)
+            if rel.parts[0] == "cache":         # cached cells are not results (git-ignored): never in the set
+                continue
             if rel.parts[0] == "_figures":
                 moves[p] = self.figures / Path(*rel.parts[1:])
             else:

@@ -435,3 +435,26 @@ def test_report_draws_vector_figures_on_request(tmp_path, capsys):
     for bad in ("jpeg", "svg,svg", ""):
         code, _, err = _cli(["report", "--out", str(out), "--format", bad], capsys)
         assert code == 2 and "--format" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_cell_cache_is_never_part_of_an_output_set(tmp_path):
+    """Caches are git-ignored; a manifest that listed cached cells made every clean clone's committed set
+    'incomplete' (the poisson and hardest studies wrote their caches into the staged set)."""
+    s = outputs.OutputSet(tmp_path / "out", tmp_path / "figs")
+    s.write_text("tables.md", "| a |\n")
+    (s.stage / "cache").mkdir()
+    (s.stage / "cache" / "err-0.json").write_text("{}")
+    s.commit(json.dumps({"profile": "quick"}))
+    listed = json.loads((tmp_path / "out" / outputs.MANIFEST).read_text())["files"]
+    assert "tables.md" in listed and not any(p.startswith("cache") for p in listed)
+    assert outputs.verify(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("manifest", sorted(Path(__file__).resolve().parents[1].glob("results/**/MANIFEST.json")),
+                         ids=lambda p: str(p.parent.name))
+def test_committed_output_sets_are_complete_without_the_git_ignored_cache(manifest):
+    listed = json.loads(manifest.read_text())["files"]
+    assert not [p for p in listed if p.split("/")[0] == "cache"]
+    missing = [p for p in listed if not (manifest.parent / p).exists()
+               and not (manifest.parent.parent.parent / "figures" / p).exists()]
+    assert outputs.verify(manifest.parent) == [], missing[:3]

@@ -201,3 +201,20 @@ def test_a_study_context_for_a_worker_pickles_and_keeps_the_cache(tmp_path):
     twin = pickle.loads(pickle.dumps(ctx.for_worker()))
     assert twin.progress is None and twin.seed == 0 and ctx.progress is say
     assert (ctx.cache_dir / "cell.json").exists()   # no second __post_init__
+
+
+def _unsorted_cell(item):
+    return {"z": item, "a": [item, 2.0]}
+
+
+def test_cached_and_fresh_cell_results_have_the_same_form(tmp_path):
+    """A rerun from the cache must write byte-identical tables: a fresh result takes the cache's form (sorted
+    keys, JSON types), which a freshly computed dict (insertion order) would not have."""
+    from experiments.extra_studies import StudyContext, run_cached
+
+    ctx = StudyContext(profile="quick", seed=0, out=tmp_path, figures=tmp_path / "f")
+    fresh = run_cached(ctx, [1, 2], _unsorted_cell, lambda it: f"cell-{it}")
+    cached = run_cached(ctx, [1, 2], _unsorted_cell, lambda it: f"cell-{it}")
+    assert ctx.cache.hits == 2
+    assert [list(r) for r in fresh] == [list(r) for r in cached] == [["a", "z"], ["a", "z"]]
+    assert fresh == cached

@@ -238,8 +238,10 @@ def run_cached(ctx: StudyContext, items: list[dict], cell: Callable[[dict], dict
     with closing(imap(cell, [items[i] for i in todo], executor=ctx.executor, jobs=ctx.jobs,
                       scheduler=ctx.scheduler)) as it:
         for n, (j, res) in enumerate(it, start=1):
-            results[todo[j]] = res
             ctx.cache.put(key(items[todo[j]]), res)
+            # in the cache's own form (JSON, sorted keys): a fresh result and a cached one are then the same
+            # objects, so a rerun from the cache writes byte-identical tables
+            results[todo[j]] = json.loads(json.dumps(res, sort_keys=True, allow_nan=True))
             if n % step == 0 or n == len(todo):
                 _say(ctx, f"progress: {n}/{len(todo)} cells")
     ctx.stats["cells"] += len(items)

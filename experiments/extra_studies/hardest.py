@@ -1021,8 +1021,9 @@ def _run_scans(ctx, scans: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     from experiments.executors import imap
 
     rows, reps, stats = [], [], []
-    for _, result in imap(partial(_run_one_scan, root=str(ctx.out / "cache" / "scans")), scans,
-                          executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
+    done = sorted(imap(partial(_run_one_scan, root=str(ctx.cache_dir / "scans")), scans,
+                       executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler), key=lambda item: item[0])
+    for _, result in done:                       # in the scans' order, whatever order they finished in
         rows.extend(result["errors"])
         reps.extend(result["replicates"])
         stats.append(result["stats"]["cpu_seconds"])

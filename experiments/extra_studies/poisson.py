@@ -524,7 +524,7 @@ def part_a(ctx, P):
     first = [s for s in scans if s.sampler == "pulmc"]
     jobs = first + [broken] + [s for s in scans if s not in first]
     rows, reps, brows, breps = [], [], [], []
-    for _, (kind, result) in imap(partial(_part_a_job, cache_dir=str(ctx.out / "cache")), jobs,
+    for _, (kind, result) in imap(partial(_part_a_job, cache_dir=str(ctx.cache_dir)), jobs,
                                   executor=ctx.executor, jobs=ctx.jobs, scheduler=ctx.scheduler):
         if kind == "scan":
             rows += result["errors"]
@@ -534,6 +534,11 @@ def part_a(ctx, P):
     errors, replicates = pd.DataFrame(rows), pd.DataFrame(reps)
     errors = pd.concat([errors, pd.DataFrame(brows)], ignore_index=True)
     replicates = pd.concat([replicates, pd.DataFrame(breps)], ignore_index=True)
+    # the jobs finish in any order: sort, so that a rerun writes byte-identical tables
+    errors = errors.sort_values(["sampler", "variant", "metric", "d", "cost"], kind="stable", ignore_index=True)
+    if len(replicates):
+        replicates = replicates.sort_values(["sampler", "variant", "metric", "d", "cost", "group"], kind="stable",
+                                            ignore_index=True)
     served = _served(scans)
     served[(BROKEN, "control", family.name, json.dumps(params, sort_keys=True))] = set(bpairs)
     nst, nst_reps = nstar_table(errors, replicates, served=served)
