@@ -22,9 +22,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process tree read from /proc")
-# two scans whose ladders reach eps = 0.01 after ~15 costs: the run is still going when the signal comes
-CMD = ["--quick", "--samplers", "ddpm,ddim", "--dims", "10", "--eps", "0.01", "--variants", "tuned", "--jobs", "2",
-       "--executor", "processes"]
+# two scans of ~500 cells (about 12 s of scanning on 2 quiet cores; the signal comes after 6 cells): the run is
+# still going when the signal arrives even on a loaded machine (a 100-cell run finished first under load)
+CMD = ["--quick", "--samplers", "ddpm,ddim", "--dims", "10,100,1000,10000,100000", "--eps", "0.001", "--variants",
+       "tuned", "--jobs", "2", "--executor", "processes"]
 LINE = re.compile(r"^python -m experiments\.scaling: interrupted; (\d+) cells cached; rerun to resume$")
 
 
