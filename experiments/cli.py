@@ -49,7 +49,7 @@ REFERENCE_MODE = ("exact marginal at the sampler's start level; error against th
 EXAMPLES = (
     (f"{PROG} --quick", "the CI profile, into results/quick and figures/quick"),
     (f"{PROG} --samplers li_jiao,ddpm --dims 10,1000 --dry-run", "list the work and its estimated cost"),
-    (f"{PROG} --samplers li_jiao --param K=20 --variants tuned --out /tmp/k20", "a sampler parameter"),
+    (f"{PROG} --samplers li_jiao --param K=20 --variants tuned --out runs/k20", "a sampler parameter"),
     (f"{PROG} rounds --quick", "an extra study (STUDY --help for its options)"),
     (f"{PROG} report", "tables, figures and README blocks from results/, without sampling"),
     (f"{PROG} cache --list", "the cache of finished cells (also --prune-unused, --clear)"),
