@@ -83,7 +83,7 @@ code                   meaning
 ``dlt``                :math:`\delta = s^2/r^2-1` (per draw and group)
 ``Dlt``                :math:`\Delta=\sqrt{k}(\mu-b)/r`
 ``k``                  multiplicity :math:`k_g`
-``kmu, kc1sq``         mean of the group's LLR, :math:`k c_1^2` (see :func:`_cf_params`)
+``kmu, kc1sq``         mean of the group's LLR, :math:`k c_1^2` (see :func:`_cf_params_raw`)
 =====================  ==========================================================
 """
 
@@ -579,27 +579,17 @@ def tv_isotropic(mean_p, var_p, mean_q, var_q, k, *, tol: float = CF_TOL) -> np.
 # 2b. TV, several groups: characteristic function of the LLR
 # --------------------------------------------------------------------------------------------------
 
-def _cf_params(dlt, Dlt, k, side="p"):
+def _cf_params_raw(mp, sp, mq, sq, k, side="p"):
     r"""Per-group parameters of the LLR :math:`L=\log p/q` as a sum of ``k`` i.i.d. terms
-    :math:`c_0 + c_1 z + c_2 z^2` (z ~ N(0,1)) under P (``side="p"``) or Q (``"q"``).
+    :math:`c_0 + c_1 z + c_2 z^2` (z ~ N(0,1)) under P (``side="p"``) or Q (``"q"``), from the raw means
+    and variances ((M, G) and (G,)); with :math:`\delta = s_p/s_q - 1` and
+    :math:`\Delta = \sqrt k (m_p - m_q)/\sqrt{s_q}`:
 
     Returns ``kmu`` (= k E[term], the group's mean LLR), ``kf`` (k as float), ``y1`` (= 2 c_2),
     ``kc1sq`` (= k c_1^2). Under P: 2c_2 = delta, k c_1^2 = (1+delta) Delta^2, k E = [k(delta - log(1+delta)) + Delta^2]/2.
     Under Q: 2c_2 = delta/(1+delta), k c_1^2 = Delta^2/(1+delta)^2, k E = -KL(Q||P).
-    """
-    kf = np.broadcast_to(k.astype(np.float64), dlt.shape)
-    if side == "p":
-        kmu = 0.5 * (kf * _x_minus_log1p(dlt) + Dlt**2)
-        return kmu, kf, dlt, (1.0 + dlt) * Dlt**2
-    e = -dlt / (1.0 + dlt)
-    kmu = -0.5 * (kf * _x_minus_log1p(e) + Dlt**2 / (1.0 + dlt))
-    return kmu, kf, dlt / (1.0 + dlt), Dlt**2 / (1.0 + dlt) ** 2
-
-
-def _cf_params_raw(mp, sp, mq, sq, k, side="p"):
-    """The parameters of :func:`_cf_params` computed from the raw means and variances ((M, G) and (G,))
-    instead of the standardised (dlt, Dlt): exact for any finite positive variances (1 + delta is never
-    formed by rounding, so a variance ratio below 1e-16 keeps its value)."""
+    Exact for any finite positive variances: 1 + delta is never formed by rounding, so a variance ratio
+    below 1e-16 keeps its value."""
     kf = np.broadcast_to(k.astype(np.float64), np.broadcast_shapes(np.shape(mp), np.shape(sp)))
     with np.errstate(over="ignore", under="ignore"):
         half = 0.5 * mp - 0.5 * mq                                          # (mu - b)/2
@@ -612,19 +602,6 @@ def _cf_params_raw(mp, sp, mq, sq, k, side="p"):
             kc1sq = kf * 4.0 * (half * np.sqrt(sq) / sp) ** 2               # Delta^2 / (1 + delta)^2
             kmu = -0.5 * kf * (_ratio_minus_log(sq, sp) + 4.0 * _sq_ratio(half, sp))
     return kmu, kf, y1, kc1sq
-
-
-def _log_bc_params(params_p):
-    r"""(log BC, magnitude of its terms) from the P-side parameters of the LLR:
-    :math:`BC = E_P e^{-L/2}`, and per group :math:`\log E e^{s(c_0+c_1z+c_2z^2)} = sc_0 - \tfrac12\log(1-2sc_2)
-    + s^2c_1^2/(2(1-2sc_2))` at :math:`s=-\tfrac12`, with :math:`c_0 = E - c_2`. The rounding error of
-    log BC is below ~16 ulps of the magnitude."""
-    kmu, kf, y1, kc1sq = params_p
-    h = 1.0 + 0.5 * y1                                   # >= 1/2 (y1 = delta >= -1 on the P side)
-    terms = (-0.5 * kmu, 0.25 * kf * y1, -0.5 * kf * np.log1p(0.5 * y1), kc1sq / (8.0 * h))
-    g = sum(terms).sum(-1)
-    mag = sum(np.abs(t) for t in terms).sum(-1)
-    return np.minimum(g, 0.0), mag
 
 
 def _log_cf(theta, params):
@@ -643,16 +620,15 @@ def _octave_points(lo, hi, per_octave=2):
 
 
 def _cf_tv(params_p, params_q=None, *, tol=CF_TOL, method="smoothed", max_doublings=80, max_oscillations=2000,
-           logbc=None):
+           logbc):
     """TV by CF inversion for a batch of laws (leading axis M). Returns (value (M,), error bound (M,)).
 
-    Laws whose Bhattacharyya interval (from the parameters, :func:`_log_bc_params`, widened by its
-    rounding error) is narrower than ``tol`` are not integrated: extreme laws (variance ratios of
-    1e-300 or 1e190, say) and laws far from the target at huge multiplicity, whose CF oscillates too
-    fast to integrate, get the interval's midpoint and half width. The other values are intersected
-    with the interval too (:func:`_bc_refine`). ``logbc`` (M,): log BC computed from the raw laws
-    (:func:`_log_bhattacharyya`), used instead of the parameter form, which cancels for variance ratios
-    far from 1 (its rounding error then makes the interval useless, though still valid).
+    ``logbc`` (M,): log BC computed from the raw laws (:func:`_log_bhattacharyya`; not from the LLR
+    parameters, a form that cancels for variance ratios far from 1). Laws whose Bhattacharyya interval
+    (widened by its rounding error) is narrower than ``tol`` are not integrated: extreme laws (variance
+    ratios of 1e-300 or 1e190, say) and laws far from the target at huge multiplicity, whose CF
+    oscillates too fast to integrate, get the interval's midpoint and half width. The other values are
+    intersected with the interval too (:func:`_bc_refine`).
     """
     if method not in ("smoothed", "gil-pelaez"):
         raise ValueError(f"method must be 'smoothed' or 'gil-pelaez', got {method!r}")
@@ -667,13 +643,8 @@ def _cf_tv(params_p, params_q=None, *, tol=CF_TOL, method="smoothed", max_doubli
     for nm, ps in (("params_p", params_p), ("params_q", params_q)):
         if ps is not None and not all(np.all(np.isfinite(z)) for z in ps):
             raise ValueError(f"{nm} must be finite (compute them with _cf_params_raw from the raw laws)")
-    if logbc is not None:
-        g = np.broadcast_to(np.asarray(logbc, dtype=np.float64), shape[:1])
-        err = _BC_SLACK / 10 * np.abs(g)          # rounding of the raw form: a few ulps per term
-    else:
-        with np.errstate(over="ignore", under="ignore"):
-            g, mag = _log_bc_params(params_p)
-        err = 16 * np.finfo(float).eps * mag
+    g = np.broadcast_to(np.asarray(logbc, dtype=np.float64), shape[:1])
+    err = _BC_SLACK / 10 * np.abs(g)              # rounding of the raw form: a few ulps per term
     lo_bc, _, _ = _bc_interval(np.where(np.isfinite(g + err), g + err, 0.0))     # BC at its upper bound
     _, hi_bc, _ = _bc_interval(np.where(np.isfinite(g - err), g - err, -np.inf))  # ... at its lower bound
     width = hi_bc - lo_bc
@@ -1234,7 +1205,11 @@ def _as_pair(p, q):
 def _columns(cols, G, name):
     if isinstance(cols, ColumnDensity) or callable(cols):
         cols = [cols]
-    cols = list(cols)
+    try:
+        cols = list(cols)
+    except TypeError:
+        raise ValueError(f"{name} must be a ColumnDensity, a callable or a sequence of them, "
+                         f"got {type(cols).__name__}") from None
     if G is not None and len(cols) != G:
         raise ValueError(f"{name} must have one column law per group ({G}), got {len(cols)}")
     return cols
@@ -1373,6 +1348,14 @@ def _w2sq_1d(xs, ys):
     return np.sum(np.diff(edges) * (xs[..., ix] - ys[..., iy]) ** 2, axis=-1)
 
 
+def _n_boot(n_boot):
+    """0 (no interval) or at least 2 bootstrap replicates (one replicate has no standard deviation)."""
+    n_boot = v.positive_int("n_boot", n_boot, minimum=0)
+    if n_boot == 1:
+        raise ValueError("n_boot must be 0 (no interval) or an integer >= 2, got 1")
+    return n_boot
+
+
 def _percentile_ci(boot, level):
     a = (1 - level) / 2
     return (float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a)))
@@ -1392,7 +1375,7 @@ def sliced_w2(x, y, *, n_projections: int = 200, rng: np.random.Generator | None
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     n_projections = v.positive_int("n_projections", n_projections)
-    n_boot = v.positive_int("n_boot", n_boot, minimum=0)
+    n_boot = _n_boot(n_boot)
     level = v.in_open_interval("level", level, 0.0, 1.0)
     rng = _rng(rng)
     d = x.shape[1]
@@ -1428,7 +1411,7 @@ def energy_distance(x, y, *, rng: np.random.Generator | None = None, n_boot: int
     y = _samples("y", y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
-    n_boot = v.positive_int("n_boot", n_boot, minimum=0)
+    n_boot = _n_boot(n_boot)
     level = v.in_open_interval("level", level, 0.0, 1.0)
     rng = _rng(rng)
     z = np.vstack([x, y])
@@ -1463,7 +1446,7 @@ def mode_weight_tv(labels, *, n_components: int, target_weights=None, target_lab
     labels too when given).
     """
     n_components = v.positive_int("n_components", n_components)
-    n_boot = v.positive_int("n_boot", n_boot, minimum=0)
+    n_boot = _n_boot(n_boot)
     level = v.in_open_interval("level", level, 0.0, 1.0)
     rng = _rng(rng)
 

@@ -1,0 +1,73 @@
+"""Estimates of experiments/distances.py: the fields every route reports (value, stderr, n, method,
+error bound) against independent values, for the routes mutation testing found unpinned: the Monte Carlo
+TV of two product Gaussians, the quadrature cross-check of the annealed TV, the quenched TV's bound."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from experiments import distances as D
+
+
+def _law(mean, var, target_mean, target_var, k):
+    return SimpleNamespace(mean=np.atleast_2d(mean), var=np.atleast_2d(var), target_mean=np.atleast_1d(target_mean),
+                           target_var=np.atleast_1d(target_var), multiplicities=np.atleast_1d(k))
+
+
+def test_product_gaussian_monte_carlo_reports_its_route():
+    same = D.tv_product_gaussian_mc([0.1, 0.2], [1.0, 2.0], [0.1, 0.2], [1.0, 2.0], [3, 4])
+    assert same == D.Estimate(0.0, 0.0, 0, "identical laws", 0.0)
+    far = D.tv_product_gaussian_mc([50.0], [1.0], [0.0], [1.0], [100])        # Bhattacharyya interval < 1e-10
+    assert (far.stderr, far.n, far.method) == (0.0, 0, D._BC_METHOD)
+    assert 1.0 - 1e-10 <= far.value <= 1.0 and 0.0 < far.error_bound < 1e-10
+    mc = D.tv_product_gaussian_mc([0.1], [1.2], [0.0], [1.0], [5], n_samples=2000, rng=np.random.default_rng(3))
+    exact = D.tv_isotropic(0.1, 1.2, 0.0, 1.0, 5)
+    assert (mc.n, mc.method) == (2000, "Monte Carlo over sufficient statistics, |tanh(L/2)| under (P+Q)/2")
+    assert 0.0 < mc.stderr < 0.02 and abs(mc.value - exact) < 5 * mc.stderr
+    assert D.tv_product_gaussian_mc([0.1], [1.2], [0.0], [1.0], [5], rng=np.random.default_rng(3)).n == 100_000
+    assert D.tv_product_gaussian_mc([0.1], [1.2], [0.0], [1.0], [5], n_samples=4).n == 4      # the smallest allowed
+    with pytest.raises(ValueError, match=r"^n_samples must be an integer >= 4, got 3$"):
+        D.tv_product_gaussian_mc([0.1], [1.2], [0.0], [1.0], [5], n_samples=3)
+    with pytest.raises(ValueError, match=r"^mean_p must describe a single law \(shape \(G,\)\), got \(2, 1\)$"):
+        D.tv_product_gaussian_mc([[0.1], [0.2]], [[1.2], [1.2]], [0.0], [1.0], [5])
+
+
+@pytest.mark.parametrize("k,var", [(1, 1.3), (7, 1.0), (7, 1.3)])
+def test_quadrature_cross_check_of_a_single_law_is_its_exact_tv(k, var):
+    law = _law([[0.4]], [[var]], 0.0, 1.0, k)
+    est = D.annealed_tv_isotropic_quadrature(law)
+    exact = D.tv_isotropic(0.4, var, 0.0, 1.0, k)
+    one_d = k == 1 or var == 1.0
+    assert (est.stderr, est.n) == (0.0, 0)
+    if one_d:
+        assert est.method == "annealed TV, exact 1-D integral over U (roots + normal CDFs)" and est.error_bound == 1e-12
+        assert est.value == pytest.approx(exact, abs=1e-12)
+    else:
+        assert est.method == "annealed TV, 2-D integral over (U, T): exact in U, quad in T"
+        assert 0.0 < est.error_bound < 1e-8 and abs(est.value - exact) <= est.error_bound + 1e-10
+
+
+def test_quadrature_cross_check_checks_its_law():
+    with pytest.raises(ValueError, match=r"^law must have a single group \(n_columns = 1\), got 2$"):
+        D.annealed_tv_isotropic_quadrature(_law([[0.0, 0.0]], [[1.0, 1.0]], [0.0, 0.0], [1.0, 1.0], [1, 1]))
+    with pytest.raises(ValueError, match=r"^epsabs must"):
+        D.annealed_tv_isotropic_quadrature(_law([[0.0]], [[1.0]], 0.0, 1.0, 1), epsabs=0.0)
+
+
+def test_quenched_tv_error_bound_is_the_mean_of_the_per_draw_bounds():
+    law = _law([[0.1], [0.3], [-0.2]], [[1.1], [0.9], [1.0]], 0.0, 1.0, 4)      # one group: ncx2, bound 1e-10
+    q = D.quenched_tv(law)
+    assert q.error_bound == pytest.approx(1e-10, rel=1e-12)
+    vals = [D.tv_isotropic(m, s, 0.0, 1.0, 4) for m, s in [(0.1, 1.1), (0.3, 0.9), (-0.2, 1.0)]]
+    assert q.value == pytest.approx(np.mean(vals), rel=1e-12)
+    assert q.stderr == pytest.approx(np.std(vals, ddof=1) / math.sqrt(3), rel=1e-10)
+
+
+def test_standardised_shift_and_ratio():
+    dlt, Dlt = D._standardised(np.array([[1.5]]), np.array([[3.0]]), np.array([0.5]), np.array([2.0]), np.array([9]))
+    assert float(dlt[0, 0]) == pytest.approx(0.5, rel=1e-15)                            # s2 / r2 - 1
+    assert float(Dlt[0, 0]) == pytest.approx(3 * 1.0 / math.sqrt(2.0), rel=1e-15)         # sqrt(k) (mu - b) / r
