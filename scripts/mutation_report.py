@@ -15,6 +15,13 @@ Commands (from the repository root of a fresh clone; Python 3.10+):
     python scripts/mutation_report.py run --all                        # every module in turn (hours on 2 cores)
     python scripts/mutation_report.py run experiments/distances.py --fresh --mutants "x_gaussian_kl*" "x_quenched_*"
                                                           # only the mutants of these functions (fnmatch patterns)
+    python scripts/mutation_report.py run experiments/samplers/langevin.py --sample 150 --seed 0
+                                                          # a uniform random sample of 150 of the module's mutants
+
+A sampled run (``--sample``) estimates the kill rate: ``report`` then gives the Wilson 95% interval of the
+rate over the module's mutants next to the rate over the checked ones. A rerun of the same folder without
+``--fresh`` keeps the results of unchanged functions (mutmut 3 regenerates only the mutants of functions whose
+source changed), and ``--mutants`` with the names of earlier survivors checks them again against new tests.
 
 ``run`` copies ``experiments/``, ``analysis/``, ``tests/`` and ``pyproject.toml`` to
 ``build/mutation/<module>/`` (``build/`` is git-ignored), writes a ``setup.cfg`` there whose ``[mutmut]``
@@ -36,8 +43,11 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import io
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -109,6 +119,22 @@ def mutmut_executable() -> str:
     return found
 
 
+def mutant_names(module: str) -> list[str]:
+    """Every mutant name mutmut generates for ``module`` (mutmut 3's own generator, no tests run)."""
+    try:
+        from mutmut.__main__ import get_mutant_name, write_all_mutants_to_file
+    except ImportError as exc:       # an internal API of mutmut 3 (pinned: >=3.8,<4)
+        raise SystemExit(f"--sample needs mutmut 3.8 or later below 4: {exc}") from None
+    path = Path(module)
+    made = write_all_mutants_to_file(out=io.StringIO(), source=(ROOT / path).read_text(), filename=path)
+    return [get_mutant_name(path, name) for name in made.mutant_names]
+
+
+def sampled(module: str, n: int, seed: int) -> list[str]:
+    names = mutant_names(module)
+    return sorted(random.Random(seed).sample(names, min(n, len(names))))
+
+
 def run(module: str, tests: list[str], workdir: Path, fresh: bool, max_children: int | None,
         mutants: list[str] | None = None) -> int:
     missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
@@ -143,6 +169,14 @@ def results(wd: Path) -> tuple[str, dict[str, str]] | None:
     return module[0], {name: STATUS_BY_EXIT_CODE.get(code, "suspicious") for name, code in codes.items()}
 
 
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n (coverage close to nominal for small n)."""
+    p_hat = k / n
+    centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def print_report(workdir: Path, modules: list[str] | None, survivors: bool) -> None:
     rows = []
     for wd in sorted(p for p in workdir.glob("*") if p.is_dir()):
@@ -163,8 +197,12 @@ def print_report(workdir: Path, modules: list[str] | None, survivors: bool) -> N
         killed = sum(c[s] for s in KILLED)
         other = checked - killed - c["survived"] - c["no tests"]
         rate = f"{100.0 * killed / checked:8.1f}%" if checked else "      n/a"
+        lo_hi = ""
+        if 0 < checked < len(status):                 # a sample: the rate over all mutants is estimated
+            lo, hi = wilson(killed, checked)
+            lo_hi = f"  [{100 * lo:.1f}%, {100 * hi:.1f}%] (95%, sample of {checked} of {len(status)})"
         print(f"{module:42s} {len(status):7d} {checked:7d} {c['killed']:6d} {c['survived']:8d} {c['no tests']:8d} "
-              f"{c['timeout']:7d} {other:5d} {rate:>9s}")
+              f"{c['timeout']:7d} {other:5d} {rate:>9s}{lo_hi}")
         if survivors:
             for name in sorted(n for n, s in status.items() if s in ("survived", "no tests", "suspicious")):
                 print(f"    {status[name]:10s} {name}    (cd {wd.relative_to(ROOT) if wd.is_relative_to(ROOT) else wd} "
@@ -183,6 +221,10 @@ def main(argv=None) -> int:
     r.add_argument("--mutants", nargs="+", default=None, metavar="PATTERN",
                    help="only these mutants (fnmatch patterns of mutmut names, e.g. 'x_gaussian_kl*'; the module "
                         "prefix is added); unmatched mutants stay 'not checked' and are left out of the kill rate")
+    r.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="only a uniform random sample of N mutants (the kill rate is then an estimate with its "
+                        "interval); not with --mutants")
+    r.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     r.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     rep = sub.add_parser("report", help="kill rate per module from mutmut's results")
     rep.add_argument("modules", nargs="*", help="only these modules (default: every module run so far)")
@@ -206,9 +248,12 @@ def main(argv=None) -> int:
     unknown = [m for m in modules if m not in table]
     if unknown:
         p.error(f"unknown module(s) {unknown}; known: {sorted(table)}")
+    if args.sample is not None and (args.sample < 1 or args.mutants):
+        p.error("--sample must be >= 1 and cannot be combined with --mutants")
     rc = 0
     for module in modules:
-        rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children, args.mutants))
+        names = sampled(module, args.sample, args.seed) if args.sample else args.mutants
+        rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children, names))
     return rc
 
 
