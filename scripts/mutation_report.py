@@ -198,9 +198,11 @@ def print_report(workdir: Path, modules: list[str] | None, survivors: bool) -> N
         other = checked - killed - c["survived"] - c["no tests"]
         rate = f"{100.0 * killed / checked:8.1f}%" if checked else "      n/a"
         lo_hi = ""
-        if 0 < checked < len(status):                 # a sample: the rate over all mutants is estimated
+        if 0 < checked < len(status) and (wd / "sample.json").exists():    # the rate over all mutants, estimated
             lo, hi = wilson(killed, checked)
-            lo_hi = f"  [{100 * lo:.1f}%, {100 * hi:.1f}%] (95%, sample of {checked} of {len(status)})"
+            lo_hi = f"  [{100 * lo:.1f}%, {100 * hi:.1f}%] (95%, random sample of {checked} of {len(status)})"
+        elif checked < len(status):
+            lo_hi = f"  ({len(status) - checked} not checked)"
         print(f"{module:42s} {len(status):7d} {checked:7d} {c['killed']:6d} {c['survived']:8d} {c['no tests']:8d} "
               f"{c['timeout']:7d} {other:5d} {rate:>9s}{lo_hi}")
         if survivors:
@@ -253,6 +255,12 @@ def main(argv=None) -> int:
     rc = 0
     for module in modules:
         names = sampled(module, args.sample, args.seed) if args.sample else args.mutants
+        record = args.workdir / slug(module) / "sample.json"
+        if args.sample:                   # the report states an interval only for a recorded random sample
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({"n": args.sample, "seed": args.seed, "mutants": names}))
+        elif args.fresh and record.exists():
+            record.unlink()
         rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children, names))
     return rc
 
