@@ -57,6 +57,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = ROOT / "build" / "mutation"
 COPY = ("experiments", "analysis", "tests", "pyproject.toml")
+PRELOAD = ("numpy", "scipy.special", "scipy.stats", "scipy.integrate", "scipy.optimize", "pandas", "statsmodels.api",
+           "pytest", "hypothesis")
 
 # mutmut 3.8's exit code -> status (mutmut/stats.py: status_by_exit_code); anything else is "suspicious"
 STATUS_BY_EXIT_CODE = {
@@ -100,6 +102,9 @@ def prepare(module: str, tests: list[str], workdir: Path, fresh: bool) -> Path:
             shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True)
         else:
             shutil.copy2(src, dst)
+    # libraries the fork server imports once (setup.cfg: forkserver_warmup = import); no test module, so no
+    # test state is shared between mutants
+    (wd / "mutmut_preload.txt").write_text("\n".join(PRELOAD) + "\n")
     if "[tool.mutmut]" in (wd / "pyproject.toml").read_text():
         raise SystemExit("pyproject.toml has a [tool.mutmut] section: mutmut would ignore setup.cfg; remove it")
     cfg = read_config()

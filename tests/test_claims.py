@@ -1,0 +1,64 @@
+"""Every sampler's declared claim (metric and the exponents of d, 1/eps and L in its cost) against the rate of
+the theorem it cites, written here independently: the verdicts compare fitted exponents with these numbers,
+so an altered exponent changes a published verdict. A new sampler must add its row."""
+
+from __future__ import annotations
+
+from fractions import Fraction as F
+
+import pytest
+
+import experiments.samplers  # noqa: F401  (registers the samplers)
+from experiments.samplers._api import REGISTRY
+
+
+def runge_kutta(p):
+    """p-th order (exponential) Runge-Kutta on the PF-ODE: O(d^(1+1/p) eps^(-1/p)) steps (Huang, Huang & Lin
+    2024, arXiv 2404.09730; Li, Wei, Chi & Chen for DDIM, p = 1 in eps: O(d / eps))."""
+    return ("tv", 1 + F(1, p), F(1, p), None)
+
+
+# name: (metric, d exponent, 1/eps exponent, L exponent or None), from the cited theorem's rate
+CLAIMS = {
+    "ddim": ("tv", F(1), F(1), None),                       # O(d / eps)
+    "ddpm": ("kl", F(1, 2), F(1), F(1)),                    # KL = O(d min{d, L^2} / T^2) <= eps^2: T ~ L sqrt(d) / eps
+    "ddram": ("kl", F(1, 2), F(1), None),                   # O~(sqrt(d) / eps)
+    "dpm_solver_1": runge_kutta(1),
+    "dpm_solver_2": runge_kutta(2),
+    "dpm_solver_3": runge_kutta(3),
+    "dpm_solver_pp_2m": runge_kutta(2),
+    "edm_heun": runge_kutta(2),
+    "pf_ode_euler": runge_kutta(1),
+    "pf_ode_heun": runge_kutta(2),
+    "pf_ode_rk4": runge_kutta(4),
+    "gupta_cai_chen": ("tv", F(5, 12), F(1), F(5, 3)),      # O~(L^{5/3} d^{5/12} / eps)
+    "gupta_cai_chen_parallel": ("tv", F(0), F(0), F(1)),    # O~(log^2(L d / eps)) parallel rounds
+    "gcc_logconcave": ("tv", F(5, 12), F(1), None),         # O~(d^{5/12}) in d
+    "lmc": ("kl", F(1), F(2), F(2)),                        # KL <= eps^2 after O~(kappa^2 d / eps^2)
+    "ulmc": ("tv", F(1, 2), F(1), F(3, 2)),                 # O~(kappa^{3/2} sqrt(d) / eps)
+    "shen_lee": ("w2", F(1, 3), F(2, 3), F(1)),             # kappa eps^{-2/3} with eps scaled by sqrt(d)
+    "li_jiao": ("tv", F(1, 3), F(2, 3), F(1)),              # T ~ L d^{1/3} eps^{-2/3}
+    "li_jiao_parallel": ("tv", F(0), F(0), None),           # O(log^2(d / eps)) parallel rounds
+    "plmc": ("kl", F(1), F(1), F(2)),                       # quadratic improvement in eps over LMC
+    "pulmc": ("tv", F(5, 12), F(1, 2), F(17, 12)),          # O~(kappa^{17/12} d^{5/12} / eps^{1/2})
+    "euler_maruyama": ("tv", F(1), F(2), F(2)),             # O(L^2 d / eps^2)
+    "exponential_integrator": ("kl", F(1), F(2), None),     # KL <= eps^2 after O(d log^2(d/delta) / eps^2)
+    "ve_ei": ("kl", F(1), F(2), None),                      # E_D linear in d, KL <= eps^2
+    "gcc_predictor": None,                                  # a component (the predictor alone): no claim
+    "pmm_ddpm": None,                                       # compared with DDPM in its own study: no claim
+}
+
+
+def test_every_registered_sampler_has_a_row():
+    assert set(REGISTRY) == set(CLAIMS)
+
+
+@pytest.mark.parametrize("name", sorted(CLAIMS))
+def test_declared_claim_is_the_theorem_rate(name):
+    claim = REGISTRY[name].claim
+    if CLAIMS[name] is None:
+        assert claim is None
+        return
+    metric, d_exp, eps_exp, L_exp = CLAIMS[name]
+    assert (claim.metric, claim.d_exp, claim.eps_exp, claim.L_exp) == (metric, d_exp, eps_exp, L_exp)
+    assert claim.paper and claim.theorem                    # a claim names its source
