@@ -33,6 +33,11 @@ change of the code or tests). To look at one surviving mutant::
 
     cd build/mutation/experiments__complexity && mutmut show <mutant name>
 
+Each mutant's tests run in a fresh worker forked from mutmut's fork server, which has imported only the
+libraries in ``PRELOAD`` (setup.cfg: ``process_isolation = forkserver``). mutmut's default forks every worker
+from the process that ran the clean suite; a test module's cache (a ``functools.cache`` of a sampler's
+errors, say) then answers for the mutant with the clean code's values, and the mutant survives falsely.
+
 The module table and the shared mutmut settings are in setup.cfg (``[mutmut]``, ``[mutation_report]``). mutmut
 3 (unlike mutmut 2) has no ``--paths-to-mutate`` or ``--runner`` options: it reads ``setup.cfg``
 (or ``[tool.mutmut]`` in pyproject.toml, which this project does not use) from the current folder, copies the
