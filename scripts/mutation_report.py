@@ -146,11 +146,16 @@ def sampled(module: str, n: int, seed: int) -> list[str]:
 
 
 def run(module: str, tests: list[str], workdir: Path, fresh: bool, max_children: int | None,
-        mutants: list[str] | None = None) -> int:
+        mutants: list[str] | None = None, sample: dict | None = None) -> int:
     missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
     if not (ROOT / module).exists() or missing:
         raise SystemExit(f"not found: {[module] if not (ROOT / module).exists() else []} {missing}")
     wd = prepare(module, tests, workdir, fresh)
+    record = wd / "sample.json"             # the report states an interval only for a recorded random sample
+    if sample:
+        record.write_text(json.dumps(sample))
+    elif record.exists() and (fresh or mutants is None):
+        record.unlink()
     env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}    # tests must import the mutants
     cmd = [mutmut_executable(), "run"] + ([f"--max-children={max_children}"] if max_children else [])
     stem = module.removesuffix(".py").replace("/", ".")
@@ -265,13 +270,8 @@ def main(argv=None) -> int:
     rc = 0
     for module in modules:
         names = sampled(module, args.sample, args.seed) if args.sample else args.mutants
-        record = args.workdir / slug(module) / "sample.json"
-        if args.sample:                   # the report states an interval only for a recorded random sample
-            record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps({"n": args.sample, "seed": args.seed, "mutants": names}))
-        elif args.fresh and record.exists():
-            record.unlink()
-        rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children, names))
+        sample = {"n": args.sample, "seed": args.seed, "mutants": names} if args.sample else None
+        rc = max(rc, run(module, table[module], args.workdir, args.fresh, args.max_children, names, sample))
     return rc
 
 
