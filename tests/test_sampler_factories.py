@@ -38,3 +38,14 @@ def test_edm_and_ve_factories_run_from_T_to_delta(name):
     kernel = REGISTRY[name].make(12, T=5.0, delta=0.02)
     ts = np.asarray(kernel.ts)
     assert ts[0] == pytest.approx(5.0, rel=1e-12) and ts[-1] == pytest.approx(0.02, rel=1e-12)
+
+
+def test_edm_factory_uses_rho_and_its_default_is_seven():
+    # Karras et al. 2022 (arXiv 2206.00364) eq. (5): the sigma grid with exponent rho, rho = 7 in the paper
+    edm = REGISTRY["edm_heun"].make
+    for rho, kernel in ((7.0, edm(12, T=5.0, delta=0.02)), (3.0, edm(12, T=5.0, delta=0.02, rho=3.0))):
+        ts = np.asarray(kernel.ts)
+        assert ts == pytest.approx(processes.make_grid("edm", 5.0, 0.02, ts.size - 1, rho=rho), rel=1e-14)
+    assert not np.allclose(edm(12, rho=3.0).ts, edm(12).ts)
+    with pytest.raises(ValueError, match=r"^rho "):
+        edm(12, rho=0.0)
