@@ -12,6 +12,7 @@ Commands (from the repository root of a fresh clone; Python 3.10+):
     python scripts/mutation_report.py run experiments/complexity.py    # mutate one module, run its tests
     python scripts/mutation_report.py report                           # kill rate of every module run so far
     python scripts/mutation_report.py report --survivors               # ... and the names of surviving mutants
+    python scripts/mutation_report.py recheck experiments/samplers/pf_ode.py   # survivors against every selected test
     python scripts/mutation_report.py run --all                        # every module in turn (hours on 2 cores)
     python scripts/mutation_report.py run experiments/distances.py --fresh --mutants "x_gaussian_kl*" "x_quenched_*"
                                                           # only the mutants of these functions (fnmatch patterns)
@@ -71,7 +72,7 @@ STATUS_BY_EXIT_CODE = {
     33: "no tests", 34: "skipped", 35: "suspicious", 36: "timeout", 37: "caught by type check",
     -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
 }
-KILLED = ("killed", "timeout", "caught by type check")
+KILLED = ("killed", "timeout", "caught by type check", "killed on recheck")
 NOT_COUNTED = ("not checked", "skipped", "check was interrupted by user")
 
 
@@ -166,6 +167,39 @@ def run(module: str, tests: list[str], workdir: Path, fresh: bool, max_children:
     return rc
 
 
+def recheck(module: str, tests: list[str], workdir: Path, timeout: float = 600.0) -> int:
+    """Run the module's whole test selection, in a new process, against every surviving mutant.
+
+    mutmut runs for a mutant only the tests it saw calling the mutated function; code that runs when a
+    module is imported (a claim declared at registration, a factory called while collecting) is seen by
+    no test, so its mutants "survive" whatever the tests check. The recheck sets ``MUTANT_UNDER_TEST``
+    and runs every selected test (stopping at the first failure); a failure is recorded as killed on
+    recheck in ``recheck.json`` next to mutmut's results, and ``report`` counts it.
+    """
+    wd = workdir / slug(module)
+    res = results(wd)
+    if res is None or not res[1]:
+        raise SystemExit(f"no mutation results for {module}: run it first")
+    survivors = sorted(n for n, st in res[1].items() if st in ("survived", "no tests"))
+    path = wd / "recheck.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly",
+           "--rootdir=.", *tests]
+    for i, name in enumerate(survivors):
+        if name in done:
+            continue
+        try:
+            rc = subprocess.run(cmd, cwd=wd / "mutants", env={**env, "MUTANT_UNDER_TEST": name},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = 36
+        done[name] = rc
+        path.write_text(json.dumps(done))             # resumable: one entry per rechecked mutant
+        print(f"[recheck {i + 1}/{len(survivors)}] {'killed' if rc in (1, 36) else 'survived'}  {name}", flush=True)
+    return 0
+
+
 def results(wd: Path) -> tuple[str, dict[str, str]] | None:
     """(module, {mutant name: status}) of one work folder, or None when it holds no results yet."""
     cfg_path = wd / "setup.cfg"
@@ -181,7 +215,13 @@ def results(wd: Path) -> tuple[str, dict[str, str]] | None:
     if not meta.exists():
         return module[0], {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
-    return module[0], {name: STATUS_BY_EXIT_CODE.get(code, "suspicious") for name, code in codes.items()}
+    status = {name: STATUS_BY_EXIT_CODE.get(code, "suspicious") for name, code in codes.items()}
+    rechecked = wd / "recheck.json"
+    if rechecked.exists():
+        for name, rc in json.loads(rechecked.read_text()).items():
+            if status.get(name) in ("survived", "no tests") and rc in (1, 36):
+                status[name] = "killed on recheck"
+    return module[0], status
 
 
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -218,6 +258,8 @@ def print_report(workdir: Path, modules: list[str] | None, survivors: bool) -> N
             lo_hi = f"  [{100 * lo:.1f}%, {100 * hi:.1f}%] (95%, random sample of {checked} of {len(status)})"
         elif checked < len(status):
             lo_hi = f"  ({len(status) - checked} not checked)"
+        if c["killed on recheck"]:
+            lo_hi += f"  ({c['killed on recheck']} killed on recheck)"
         print(f"{module:42s} {len(status):7d} {checked:7d} {c['killed']:6d} {c['survived']:8d} {c['no tests']:8d} "
               f"{c['timeout']:7d} {other:5d} {rate:>9s}{lo_hi}")
         if survivors:
@@ -243,6 +285,10 @@ def main(argv=None) -> int:
                         "interval); not with --mutants")
     r.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     r.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    rc_ = sub.add_parser("recheck", help="run the whole test selection against each surviving mutant (catches "
+                                         "mutants of code run at import, which mutmut associates with no test)")
+    rc_.add_argument("module")
+    rc_.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     rep = sub.add_parser("report", help="kill rate per module from mutmut's results")
     rep.add_argument("modules", nargs="*", help="only these modules (default: every module run so far)")
     rep.add_argument("--survivors", action="store_true", help="list surviving mutants and how to show them")
@@ -256,6 +302,10 @@ def main(argv=None) -> int:
             for t in tests:
                 print(f"    {t}")
         return 0
+    if args.command == "recheck":
+        if args.module not in table:
+            p.error(f"unknown module {args.module!r}; known: {sorted(table)}")
+        return recheck(args.module, table[args.module], args.workdir)
     if args.command == "report":
         print_report(args.workdir, args.modules or None, args.survivors)
         return 0

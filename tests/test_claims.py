@@ -62,3 +62,31 @@ def test_declared_claim_is_the_theorem_rate(name):
     metric, d_exp, eps_exp, L_exp = CLAIMS[name]
     assert (claim.metric, claim.d_exp, claim.eps_exp, claim.L_exp) == (metric, d_exp, eps_exp, L_exp)
     assert claim.paper and claim.theorem                    # a claim names its source
+
+
+HORIZON = (("d/eps^2", F(1)),)          # T = log(d/eps^2)/2: the initialisation error's horizon, one log
+# name: the logarithmic factors hidden in the O~ (argument, power); they set the verdicts' one-sided allowance
+LOG_FACTORS = {
+    **{name: HORIZON for name in ("ddim", "ddpm", "ddram", "dpm_solver_1", "dpm_solver_2", "dpm_solver_3",
+                                  "dpm_solver_pp_2m", "edm_heun", "pf_ode_euler", "pf_ode_heun", "pf_ode_rk4",
+                                  "ulmc", "shen_lee", "plmc", "pulmc", "euler_maruyama")},
+    "gupta_cai_chen": (("d/eps", F(1)),),
+    "gupta_cai_chen_parallel": (("d/eps", F(2)),),          # log^2(L d / eps) rounds
+    "gcc_logconcave": (("d/eps", F(1)),),
+    "lmc": (("1/eps", F(1)),),                              # log(1/eps)
+    "li_jiao": (("cost", F(8, 3)),),                        # polylog(T): log^4 T of the later version, at T^{2/3}
+    "li_jiao_parallel": (("d/eps", F(2)),),                 # log^2(d / eps) rounds
+    "exponential_integrator": (("d", F(2)),),               # log^2(d / delta)
+    "ve_ei": (("d/eps^2", F(2)),),                          # log^2(sigma_max / sigma_min), sigma_max^2 ~ d/eps^2
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOG_FACTORS))
+def test_declared_log_factors(name):
+    factors = REGISTRY[name].claim.log_factors
+    assert tuple((f.argument, f.power) for f in factors) == LOG_FACTORS[name]
+    assert all(f.source[:3] in ("[V]", "[S]", "[R]") for f in factors)      # each says where it comes from
+
+
+def test_every_claim_has_its_log_factors_row():
+    assert set(LOG_FACTORS) == {n for n, c in CLAIMS.items() if c is not None}
