@@ -181,6 +181,11 @@ def recheck(module: str, tests: list[str], workdir: Path, timeout: float = 600.0
     if res is None or not res[1]:
         raise SystemExit(f"no mutation results for {module}: run it first")
     survivors = sorted(n for n, st in res[1].items() if st in ("survived", "no tests"))
+    # the repository's current tests, against the same mutated source (the module must not have changed)
+    if (ROOT / module).read_bytes() != (wd / module).read_bytes():
+        raise SystemExit(f"{module} changed since it was mutated: run it again (--fresh)")
+    shutil.copytree(ROOT / "tests", wd / "mutants" / "tests", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache"))
     path = wd / "recheck.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}
