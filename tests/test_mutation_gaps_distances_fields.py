@@ -107,12 +107,13 @@ def test_annealed_tv_of_one_law_is_its_exact_tv_and_far_mixtures_use_the_bhattac
     assert rep.method == "annealed TV, single law: exact (ncx2 ball / erf half-space)"
     assert rep.error_bound == 1e-10
     # two draws far from the target and from each other: TV >= 1 - B, B = (1/sqrt(M)) sum_m BC_m (1 + slack)
-    mean = np.array([[30.0], [-30.0]])
+    mean = np.array([[10.0], [-10.0]])
     far = D.annealed_tv(_law(mean, [[1.0], [1.0]], 0.0, 1.0, 2))
     logbc = D._log_bhattacharyya(mean, np.ones((2, 1)), np.zeros(1), np.ones(1), np.array([2]))
     b = float(np.exp(logbc).sum()) / math.sqrt(2) * (1 + D._BC_SLACK)
-    assert 0.0 < b < 1e-10
-    assert far.value == pytest.approx(1.0 - 0.5 * b, abs=1e-16) and far.error_bound == pytest.approx(0.5 * b + 2.3e-16)
+    assert 1e-12 < b < 1e-10                                   # B = 2e-11: visible in the value and the bound
+    assert far.value == pytest.approx(1.0 - 0.5 * b, abs=1e-16)
+    assert far.error_bound == pytest.approx(0.5 * b + 2.3e-16, rel=1e-9)
     assert (far.stderr, far.n) == (0.0, 2) and far.method.startswith("annealed TV, Bhattacharyya bound")
     assert far.method.endswith("midpoint of [1 - B, 1]")
 

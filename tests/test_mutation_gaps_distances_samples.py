@@ -180,6 +180,7 @@ def test_sample_distance_input_checks_name_the_parameter(call, message):
 def test_zero_bootstrap_replicates_are_allowed_and_float_of_an_estimate_is_its_value():
     x = np.arange(4.0)
     assert D.sliced_w2(x, x + 1.0, n_boot=0).value == pytest.approx(1.0, rel=1e-14)       # 1-D: exact W2
+    assert D.sliced_w2([0.0, 1.0], [0.0, 3.0], n_boot=0).value == pytest.approx(math.sqrt(2.0), rel=1e-14)  # 2 rows
     assert D.energy_distance(x, x, n_boot=0).value == pytest.approx(
         2 * np.abs(x[:, None] - x[None]).mean() - 2 * np.abs(x[:, None] - x[None]).sum() / 12, rel=1e-14)
     assert float(D.Estimate(0.25, 0.1)) == 0.25 and isinstance(float(D.Estimate(np.float32(0.5))), float)
