@@ -21,9 +21,11 @@ def _law(mean, var, target_mean, target_var, k):
 def test_product_gaussian_monte_carlo_reports_its_route():
     same = D.tv_product_gaussian_mc([0.1, 0.2], [1.0, 2.0], [0.1, 0.2], [1.0, 2.0], [3, 4])
     assert same == D.Estimate(0.0, 0.0, 0, "identical laws", 0.0)
-    far = D.tv_product_gaussian_mc([50.0], [1.0], [0.0], [1.0], [100])        # Bhattacharyya interval < 1e-10
+    far = D.tv_product_gaussian_mc([1.5], [1.0], [0.0], [1.0], [100])         # Bhattacharyya interval < 1e-10
+    bc = math.exp(-100 * 1.5**2 / 8)                                           # BC of N(a, 1) and N(0, 1), k = 100
     assert (far.stderr, far.n, far.method) == (0.0, 0, D._BC_METHOD)
-    assert 1.0 - 1e-10 <= far.value <= 1.0 and 0.0 < far.error_bound < 1e-10
+    assert far.value == pytest.approx(0.5 * ((1 - bc) + math.sqrt(1 - bc * bc)), abs=1e-16)
+    assert far.error_bound == pytest.approx(0.5 * (math.sqrt(1 - bc * bc) - (1 - bc)), rel=1e-6, abs=3e-16)
     mc = D.tv_product_gaussian_mc([0.1], [1.2], [0.0], [1.0], [5], n_samples=2000, rng=np.random.default_rng(3))
     exact = D.tv_isotropic(0.1, 1.2, 0.0, 1.0, 5)
     assert (mc.n, mc.method) == (2000, "Monte Carlo over sufficient statistics, |tanh(L/2)| under (P+Q)/2")
