@@ -192,6 +192,14 @@ def test_observed_order_matches_textbook(key):
     assert ok, f"{key}: {msg}"
 
 
+@pytest.mark.parametrize("name", ["dpm_solver_pp_2m", "dpm_solver_2", "pf_ode_heun"])
+def test_second_order_on_a_grid_with_unequal_log_snr_steps(name):
+    """The default log-SNR grid has equal steps in lambda, where DPM-Solver++(2M)'s step ratio r is 1 and a
+    wrong r (h[k-2] for h[k-1], r for 1/r) goes unseen; a geometric grid has unequal steps."""
+    ok, msg = order_verdict(errors(name, (("grid", "geometric"),)), 2)
+    assert ok, f"{name} on a geometric grid: {msg}"
+
+
 @pytest.mark.parametrize("cls", [DDPMNoNoise, EulerWrongSign])
 def test_negative_control_does_not_converge(cls):
     e = kernel_errors(lambda s: cls(build_grid(s)))
