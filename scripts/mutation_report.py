@@ -191,6 +191,11 @@ def recheck(module: str, tests: list[str], workdir: Path, timeout: float = 600.0
     env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly",
            "--rootdir=.", *tests]
+    # a failure counts as a kill only if the selection passes on the unmutated code
+    clean = subprocess.run(cmd, cwd=wd / "mutants", env={**env, "MUTANT_UNDER_TEST": ""},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout).returncode
+    if clean != 0:
+        raise SystemExit(f"the test selection of {module} fails on the unmutated code (exit {clean}): fix that first")
     for i, name in enumerate(survivors):
         if name in done:
             continue
