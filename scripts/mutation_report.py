@@ -263,9 +263,12 @@ def print_report(workdir: Path, modules: list[str] | None, survivors: bool) -> N
         other = checked - killed - c["survived"] - c["no tests"]
         rate = f"{100.0 * killed / checked:8.1f}%" if checked else "      n/a"
         lo_hi = ""
-        if 0 < checked < len(status) and (wd / "sample.json").exists():    # the rate over all mutants, estimated
+        drawn = len(json.loads((wd / "sample.json").read_text())["mutants"]) if (wd / "sample.json").exists() else 0
+        if 0 < checked == drawn < len(status):          # a whole random sample: the rate over all mutants, estimated
             lo, hi = wilson(killed, checked)
             lo_hi = f"  [{100 * lo:.1f}%, {100 * hi:.1f}%] (95%, random sample of {checked} of {len(status)})"
+        elif drawn:                                     # mutmut checks function by function: not a uniform subset
+            lo_hi = f"  (partial sample: {checked} of the {drawn} drawn checked, no interval)"
         elif checked < len(status):
             lo_hi = f"  ({len(status) - checked} not checked)"
         if c["killed on recheck"]:
