@@ -51,3 +51,14 @@ def test_bad_array_inputs_name_the_parameter():
         D.tv_isotropic(0.1, 1.0, 0.0, [1.0, -1.0], 3)
     with pytest.raises(ValueError, match=r"^mean_q must be finite"):
         D.tv_isotropic(0.1, 1.0, [0.0, np.nan], 1.0, 3)
+
+
+def test_quenched_tv_falls_back_to_the_cf_where_ncx2_fails():
+    # one group, a variance ratio 1 + 1e-7: ncx2's noncentrality is out of range, the CF inversion answers
+    from types import SimpleNamespace
+    law = SimpleNamespace(mean=np.array([[0.3], [0.1]]), var=np.array([[1.0 + 1e-7], [1.3]]),
+                          target_mean=np.array([0.1]), target_var=np.array([1.0]), multiplicities=np.array([5]))
+    q = D.quenched_tv(law)
+    per_draw = [D.tv_isotropic(0.3, 1.0 + 1e-7, 0.1, 1.0, 5), D.tv_isotropic(0.1, 1.3, 0.1, 1.0, 5)]
+    assert q.value == pytest.approx(np.mean(per_draw), abs=1e-12)
+    assert "CF inversion where ncx2 fails" in q.method
