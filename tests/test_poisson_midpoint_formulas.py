@@ -37,3 +37,17 @@ def test_plmc_step_prescription(d, eps, L):
 def test_plmc_step_count_is_at_least_one():
     alpha, K = theorem_step_plmc(10, 0.9, 0.01)          # alpha L / eps^2 < 1
     assert alpha * 0.01 / 0.81 < 1 and K == 1
+
+
+def test_factories_pass_their_arguments_on():
+    from experiments.samplers._api import REGISTRY
+    from experiments.samplers.poisson_midpoint import ddpm_alpha_bar
+    pmm = REGISTRY["pmm_ddpm"].make(4, N=200, beta_min=2e-4, beta_max=0.03, stride=2)
+    assert pmm.N == 200 and list(pmm.levels[:3]) == [200, 198, 196]
+    assert pmm.alpha_bar == pytest.approx(ddpm_alpha_bar(200, 2e-4, 0.03)[pmm.levels], rel=1e-15)
+    plmc = REGISTRY["plmc"].make(10, K=4, horizon=3.0)
+    assert plmc.alpha == pytest.approx(0.3, rel=1e-15) and plmc.eta == pytest.approx(0.075, rel=1e-15)
+    pulmc = REGISTRY["pulmc"].make(10, K=4, gamma=3.0, horizon=3.0)
+    assert pulmc.gamma == 3.0 and pulmc.alpha == pytest.approx(0.3, rel=1e-15) and pulmc.K == 4
+    assert pulmc.draws_per_step == 8                             # two Gaussian vectors per fine step
+    assert REGISTRY["pulmc"].make(10, horizon=3.0).K == 10       # the default K
