@@ -812,7 +812,7 @@ _MC_NEAR_RATIO = (0.5, 2.0)
 _MC_NEAR_SHIFT = 1e8
 
 
-def _mixture_tv_mc(dlt, Dlt, k, n_samples, rng, chunk=4096, *, ratio=None):
+def _mixture_tv_mc(dlt, Dlt, k, n_samples, rng, chunk=4096, *, ratio):
     """TV(mean_m P_m, Q) by stratified Monte Carlo of |tanh(L/2)| under (Pbar + Q)/2.
 
     ``ratio`` (M, G): the variance ratios s^2/r^2 = 1 + dlt computed from the raw variances (so that a
@@ -823,14 +823,11 @@ def _mixture_tv_mc(dlt, Dlt, k, n_samples, rng, chunk=4096, *, ratio=None):
     M = dlt.shape[0]
     n_half = max(int(n_samples) // 2, 2)
     logM = math.log(M)
-    if ratio is None:
-        ratio = 1.0 + dlt
     robust = bool(np.any(ratio < _MC_NEAR_RATIO[0]) or np.any(ratio > _MC_NEAR_RATIO[1])
                   or np.any(np.abs(Dlt) > _MC_NEAR_SHIFT))
     if robust:
         ratio = np.clip(ratio, *_MC_RATIO_CLIP)
         Dlt = np.clip(Dlt, -_MC_SHIFT_CLIP, _MC_SHIFT_CLIP)
-        dlt = ratio - 1.0
     vals = {"p": [], "q": []}
     for side in ("p", "q"):
         done = 0
@@ -869,9 +866,7 @@ def _mixture_llr_robust(n, rho_n, Dlt_n, rho, Dlt, k, rng):
     rho_n (chi - df) + (rho_n - 1) df (same random numbers, in the same order, as :func:`_draw_suffstats`).
     Per group, the W form of :func:`_llr` where the evaluated law is near the target (ratio in
     [1/2, 2], |Dlt| <= 1e8: no cancellation of size k), and the direct form
-    :math:`-	frac k2\log
-ho - rac{T + (U-\Delta)^2}{2
-ho} + rac{T + U^2}{2}` elsewhere (its terms
+    :math:`-\tfrac k2\log\rho - \frac{T + (U-\Delta)^2}{2\rho} + \frac{T + U^2}{2}` elsewhere (its terms
     do not cancel there). Values are finite or -inf (never NaN) for the clipped parameters.
     """
     G = k.size
@@ -1270,8 +1265,14 @@ def tv_product_density(p_cols, q_cols, multiplicities, *, tol: float = 1e-9, max
     mean = sum(kg * float(np.sum(wp * ell)) for kg, (wp, ell, _, _) in zip(kf, pairs))
     var = sum(kg * float(np.sum(wp * (ell - np.sum(wp * ell)) ** 2)) for kg, (wp, ell, _, _) in zip(kf, pairs))
     sig = math.sqrt(var)
-    if sig == 0.0:
+    if sig == 0.0 and mean == 0.0:
         return Estimate(0.0, 0.0, 0, "identical column laws", 0.0)
+    if sig <= tol:
+        # L is constant up to sd sig, and f(l) = (1 - e^{-l})^+ is 1-Lipschitz: TV = E_P f(L) is within
+        # E|L - mean| <= sig of f(mean). A constant L != 0 means P lives on part of Q's support (p = e^L q
+        # there); the CF of such an L does not decay, and its inversion would not end.
+        return Estimate(-math.expm1(-max(mean, 0.0)), 0.0, 0,
+                        "log-likelihood ratio constant under P: TV = 1 - exp(-E_P L)", sig + 2.3e-16)
     # resolution limit of the grid CF
     dl = []
     for wp, ell, _, _ in pairs:

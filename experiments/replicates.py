@@ -89,7 +89,7 @@ def _llr_matrix(U, W, coef, const):
 
 def _llr_coefficients(dlt, Dlt, k):
     r"""Coefficients of the LLR of each draw (the same formula as ``distances._llr``):
-    :math:`\log p_m/q = c_m + \sum_g [	frac{\delta}{2(1+\delta)}(W_g + U_g^2) + 	frac{\Delta}{1+\delta}U_g]`."""
+    :math:`\log p_m/q = c_m + \sum_g [\tfrac{\delta}{2(1+\delta)}(W_g + U_g^2) + \tfrac{\Delta}{1+\delta}U_g]`."""
     inv = 1.0 / (1.0 + dlt)
     half = 0.5 * dlt * inv
     coef = np.concatenate([half, half, Dlt * inv], axis=1).T                      # (3G, M)

@@ -1,0 +1,229 @@
+"""experiments/distances.py: numerics helpers against 50-digit references, the routes of the exact TV that
+only unusual laws reach (ncx2's far-tail test at k >= 1e5, the Bhattacharyya branches of the CF inversion,
+the annealed short-circuit bound), the grid CF's resolution limit, and input checks. Each test here was
+written for a change that mutation testing showed no other test noticed."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import mpmath
+import numpy as np
+import pytest
+
+from experiments import distances as D
+
+mpmath.mp.dps = 50
+
+
+# ---- numerics helpers: relative accuracy against mpmath -------------------------------------------
+
+@pytest.mark.parametrize("x", [-0.9, -0.6, -0.3, -1e-6, 1e-8, 0.3, 0.7, 1.2, 1.6])
+def test_x_minus_log1p_is_accurate_on_both_sides_of_the_series_switch(x):
+    # the 20-term series in u = x/(2+x) is accurate only for |x| < 1/2 (|u| <= 1/3); at x = -0.9 it
+    # would be off by ~1e-4 relative
+    ref = float(mpmath.mpf(x) - mpmath.log1p(mpmath.mpf(x)))
+    assert D._x_minus_log1p(x) == pytest.approx(ref, rel=4e-15)
+
+
+@pytest.mark.parametrize("s2, r2", [(1.0 + 3e-12, 1.0 + 1e-12), (2.0 + 7e-11, 2.0), (0.7, 1.3), (1e-200, 1e100)])
+def test_log_ratio_keeps_full_relative_precision_near_one(s2, r2):
+    # log(s2 / r2) with the ratio rounded first loses ~1e-16 / 2e-12 relative; log1p of the exact difference does not
+    ref = float(mpmath.log(mpmath.mpf(s2) / mpmath.mpf(r2)))
+    assert float(D._log_ratio(s2, r2)) == pytest.approx(ref, rel=4e-15)
+
+
+@pytest.mark.parametrize("y", [9e-4, -5e-4, 1e-6, 2e-3, 0.5])
+def test_atan_minus_against_mpmath(y):
+    ref = float(mpmath.atan(mpmath.mpf(y)) - mpmath.mpf(y))
+    assert float(D._atan_minus(y)) == pytest.approx(ref, rel=1e-15 if abs(y) < 1e-3 else 1e-12)
+
+
+# ---- input handling ---------------------------------------------------------------------------------
+
+def test_a_single_multiplicity_is_broadcast_to_every_group_and_object_ints_are_accepted():
+    assert D._multiplicities(3, 4).tolist() == [3, 3, 3, 3]
+    assert D._multiplicities(np.array([2]), 3).tolist() == [2, 2, 2]
+    assert D._multiplicities(np.array([1, 2**40], dtype=object), 2).tolist() == [1, 2**40]
+    one = D.tv_product_gaussian([0.1, 0.2], [1.1, 0.9], 0.0, 1.0, 3)
+    assert one.value == D.tv_product_gaussian([0.1, 0.2], [1.1, 0.9], 0.0, 1.0, [3, 3]).value
+
+
+def test_draw_counts_and_empty_draws_are_rejected_with_the_parameter_named():
+    same_draws = r"mean_p and var_p must have the same number of draws, got \(3, 2\) and \(2, 2\)"
+    with pytest.raises(ValueError, match=same_draws):
+        D._gaussian_args(np.zeros((3, 2)), np.ones((2, 2)), 0.0, 1.0, 1)
+    no_draws = r"mean_p must contain at least one internal draw \(M >= 1\), got shape \(0, 2\)"
+    with pytest.raises(ValueError, match=no_draws):
+        D._gaussian_args(np.zeros((0, 2)), np.ones((0, 2)), 0.0, 1.0, 1)
+    law = SimpleNamespace(mean=np.zeros((2, 1)), var=np.ones((2, 1)), target_mean=np.array([np.nan]),
+                          target_var=np.ones(1), multiplicities=np.array([2]))
+    with pytest.raises(ValueError, match="law.target_mean"):
+        D.quenched_tv(law)
+    with pytest.raises(ValueError, match=r"mean_p must describe a single law \(shape \(G,\)\), got \(2, 3\)"):
+        D.tv_product_gaussian(np.zeros((2, 3)), 1.0, 0.0, 1.0, 1)
+
+
+def test_two_samples_are_enough_for_the_sample_distances():
+    x = np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert D._samples("x", x).shape == (2, 2)
+    with pytest.raises(ValueError, match="x must have at least 2 samples"):
+        D._samples("x", x[:1])
+
+
+def test_an_exact_tv_reports_no_standard_error_and_no_samples():
+    e = D.tv_product_gaussian([0.1, 0.2], [1.1, 0.9], 0.0, 1.0, [2, 3])
+    assert e.stderr == 0.0 and isinstance(e.stderr, float) and e.n == 0
+
+
+# ---- ncx2's far-tail test (k >= CHI2_TAIL_DF) -------------------------------------------------------
+
+def test_ncx2_route_is_declined_exactly_when_one_threshold_is_beyond_the_tail_limit():
+    # equal means, k = 1e5: at s2 = 1.0357 both thresholds are within 4 sd of their means (z = 3.94, -3.90),
+    # ncx2 answers; at s2 = 1.03642479 one is beyond (z_p = 4.02) and the other is not (z_q = -3.98):
+    # the entry must go to the CF route (NaN here), whichever of the two is out
+    k = 1e5
+    inside = D._tv_iso_ncx2(0.0, 1.0357, 0.0, 1.0, k)
+    assert np.isfinite(inside)
+    assert inside == pytest.approx(D.tv_product_gaussian_cf(0.0, 1.0357, 0.0, 1.0, [int(k)]).value, abs=1e-12)
+    for s2 in (1.0364247888434495, 1.0 / 1.0364247888434495):
+        assert np.isnan(D._tv_iso_ncx2(0.0, s2, 0.0, 1.0, k))
+        cf = D.tv_product_gaussian_cf(0.0, s2, 0.0, 1.0, [int(k)])
+        assert D.tv_isotropic(0.0, s2, 0.0, 1.0, int(k)) == pytest.approx(cf.value, abs=1e-12)
+
+
+# ---- the Bhattacharyya branches of the CF inversion ---------------------------------------------------
+
+def _one_coordinate(mean, var):
+    mp, sp, mq, sq, k = np.array([[mean]]), np.array([[var]]), np.array([0.0]), np.array([1.0]), np.array([1])
+    return D._cf_params_raw(mp, sp, mq, sq, k, "p"), D._log_bhattacharyya(mp, sp, mq, sq, k)
+
+
+def test_cf_tv_returns_the_interval_midpoint_where_the_interval_is_narrower_than_tol():
+    # variance ratio 1e-14: BC = 4.5e-4, an interval narrower than tol = 1e-3; no integration
+    params, logbc = _one_coordinate(0.0, 1e-14)
+    lo, hi, width = D._bc_interval(logbc)
+    v, b = D._cf_tv(params, logbc=logbc, tol=1e-3)
+    assert width[0] < 1e-3
+    # the interval is widened by the rounding of log BC (relative 1e-10 here), which moves its midpoint by ~1e-13
+    assert v[0] == pytest.approx(0.5 * (lo[0] + hi[0]), abs=1e-6 * width[0])
+    assert 0.5 * width[0] <= b[0] <= 0.5 * width[0] * (1 + 1e-6)
+    assert abs(v[0] - D.tv_isotropic(0.0, 1e-14, 0.0, 1.0, 1)) <= b[0]
+
+
+def test_cf_tv_takes_the_interval_midpoint_where_its_half_width_beats_the_cf_bound():
+    # a variance ratio 1e-12 in one coordinate: the CF decays like theta^(-1/2); without doublings its
+    # truncation bound (3e-3) exceeds the interval's half width (7e-4), and the midpoint is returned
+    params, logbc = _one_coordinate(0.0, 1e-12)
+    lo, hi, width = D._bc_interval(logbc)
+    _, b_core = D._cf_tv_core(params, max_doublings=0)
+    v, b = D._cf_tv(params, logbc=logbc, max_doublings=0)
+    assert b_core[0] > 2 * 0.5 * width[0]
+    assert v[0] == pytest.approx(0.5 * (lo[0] + hi[0]), abs=1e-6 * width[0])
+    assert 0.5 * width[0] <= b[0] <= 0.5 * width[0] * (1 + 1e-6)
+    assert abs(v[0] - D.tv_isotropic(0.0, 1e-12, 0.0, 1.0, 1)) <= b[0]
+
+
+def test_cf_tv_passes_method_and_work_cap_to_the_inversion():
+    # moderate laws (no Bhattacharyya shortcut): _cf_tv is _cf_tv_core with the same options, bit for bit
+    mp, sp = np.array([[0.4, -0.2]]), np.array([[1.5, 0.6]])
+    mq, sq, k = np.zeros(2), np.ones(2), np.array([2, 1])
+    pp, pq = D._cf_params_raw(mp, sp, mq, sq, k, "p"), D._cf_params_raw(mp, sp, mq, sq, k, "q")
+    logbc = D._log_bhattacharyya(mp, sp, mq, sq, k)
+    for opts in ({"method": "gil-pelaez"}, {"max_oscillations": 1}, {}):
+        v, b = D._cf_tv(pp, pq, logbc=logbc, **opts)
+        vc, bc = D._cf_tv_core(pp, pq, **opts)
+        assert (v[0], b[0]) == (vc[0], bc[0]), opts
+    smoothed = D._cf_tv_core(pp, pq)
+    assert D._cf_tv_core(pp, pq, method="gil-pelaez")[0][0] != smoothed[0][0]
+    assert D._cf_tv_core(pp, pq, max_oscillations=1)[1][0] > 10 * smoothed[1][0]
+
+
+def test_cf_tv_names_the_side_whose_parameters_are_not_finite():
+    params, logbc = _one_coordinate(0.3, 1.2)
+    bad = tuple(np.full_like(np.atleast_2d(z), np.nan) for z in params)
+    with pytest.raises(ValueError, match=r"^params_q must be finite"):
+        D._cf_tv(params, bad, logbc=logbc)
+    with pytest.raises(ValueError, match=r"^params_p must be finite"):
+        D._cf_tv(bad, params, logbc=logbc)
+
+
+def test_refined_and_short_circuited_rows_report_the_same_half_width():
+    logbc = np.log(np.array([1e-3, 0.2, 1e-8]))
+    _, mid, half = D._bc_short_circuit(logbc, 1e-10)
+    vals, bounds = D._bc_refine(np.full(3, 0.5), np.full(3, 1.0), logbc)     # a useless bound: the interval wins
+    assert np.array_equal(bounds, half) and np.array_equal(vals, mid)
+
+
+# ---- the annealed TV's short-circuit bound -----------------------------------------------------------
+
+def test_annealed_short_circuit_bound_is_the_mean_bc_over_root_m():
+    # M = 4 draws far from the target, equal variances: BC_m = exp(-a_m^2 / 8) (k = 1), about 1e-12 .. 1e-16;
+    # B = (1/sqrt M) sum_m BC_m bounds BC of the mixture, so TV is within B of 1
+    a = np.array([14.9, 15.5, 16.0, 17.0])
+    law = SimpleNamespace(mean=a[:, None], var=np.ones((4, 1)), target_mean=np.zeros(1), target_var=np.ones(1),
+                          multiplicities=np.array([1]))
+    B = float(np.sum(np.exp(-a**2 / 8.0))) / 2.0
+    e = D.annealed_tv(law, rng=np.random.default_rng(0))
+    assert "Bhattacharyya bound" in e.method
+    assert e.error_bound == pytest.approx(0.5 * B, rel=1e-6)
+    assert 1.0 - e.value == pytest.approx(0.5 * B, rel=1e-4)
+
+
+# ---- tv_product_density: the grid CF's resolution limit and degenerate columns ------------------------
+
+def test_resolution_limit_counts_only_grid_points_with_mass():
+    # N(0,1) against N(0,1.5^2) tabulated on [-40, 40]: the LLR changes fast only where p has no mass
+    # (|x| > 8); counting those points would stop the inversion at the grid resolution limit
+    x = np.linspace(-40.0, 40.0, 20001)
+    p = D.ColumnDensity(x, log_density=-x**2 / 2)
+    q = D.ColumnDensity(x, log_density=-x**2 / (2 * 2.25))
+    e = D.tv_product_density(p, q, 50)
+    assert "resolution" not in e.method
+    exact = D.tv_product_gaussian(0.0, 1.0, 0.0, 2.25, [50]).value
+    assert abs(e.value - exact) <= max(e.error_bound, 1e-12)
+
+
+def test_a_column_whose_law_is_a_single_grid_point():
+    # column 1: P puts all its mass on one grid point (its LLR is the constant c there); column 2:
+    # N(0,1) against N(0,1.5^2), 3 coordinates. TV = E_P (1 - exp(-L))^+ with L = c + L2 and
+    # L2 = 3 log 1.5 - (1/2 - 1/4.5) chi2_3, integrated against the chi2_3 density
+    from scipy import integrate, stats
+    xs = np.linspace(-5.0, 5.0, 101)
+    spike = np.zeros(101)
+    spike[50] = 1.0
+    ps, qs = D.ColumnDensity(xs, density=spike), D.ColumnDensity(xs, log_density=-xs**2 / 2)
+    x = np.linspace(-40.0, 40.0, 20001)
+    p, q = D.ColumnDensity(x, log_density=-x**2 / 2), D.ColumnDensity(x, log_density=-x**2 / (2 * 2.25))
+    c = float(D._as_pair(ps, qs)[1][0])
+    e = D.tv_product_density([ps, p], [qs, q], [1, 3])
+    b = 0.5 - 1 / 4.5
+    t0 = (c + 3 * math.log(1.5)) / b                      # L > 0 exactly for chi2_3 < t0
+    exact, _ = integrate.quad(lambda t: -math.expm1(-(c + 3 * math.log(1.5) - b * t)) * stats.chi2.pdf(t, 3),
+                              0.0, t0, epsabs=1e-13, epsrel=1e-12)
+    assert 0.0 < e.error_bound < 1e-2
+    assert abs(e.value - exact) <= e.error_bound
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_p_on_part_of_qs_support_with_a_constant_llr(k):
+    # P uniform on [0, 1], Q uniform on [0, 2], on a 9-point grid: the LLR under P is the constant
+    # c = log(Zq / Zp) (trapezoid normalisers), so its variance is exactly 0, yet P != Q:
+    # TV = E_P (1 - e^{-L})^+ = 1 - (Zp / Zq)^k. It used to return 0 ("identical column laws"), and on a
+    # fine grid its CF inversion did not end.
+    x = np.linspace(0.0, 2.0, 9)
+    p = D.ColumnDensity(x, density=(x <= 1.0).astype(float))
+    q = D.ColumnDensity(x, density=np.ones_like(x))
+    zp, zq = np.trapezoid((x <= 1.0).astype(float), x), np.trapezoid(np.ones_like(x), x)
+    e = D.tv_product_density(p, q, k)
+    assert e.value == pytest.approx(1.0 - (zp / zq) ** k, abs=1e-15)
+    # the same laws on a fine grid (an LLR variance of rounding size, not exactly 0) agree within the bound
+    xf = np.linspace(0.0, 2.0, 4001)
+    fine = D.tv_product_density(D.ColumnDensity(xf, density=(xf <= 1.0).astype(float)),
+                                D.ColumnDensity(xf, density=np.ones_like(xf)), k)
+    zpf = np.trapezoid((xf <= 1.0).astype(float), xf)
+    assert fine.error_bound < 1e-12
+    assert abs(fine.value - (1.0 - (zpf / 2.0) ** k)) <= fine.error_bound + 1e-15
+    assert fine.value == pytest.approx(1.0 - 0.5**k, abs=1e-3)            # the grid's normaliser Zp = 1 + h/2
+    assert D.tv_product_density(p, p, k).value == 0.0
