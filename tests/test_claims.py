@@ -4,12 +4,13 @@ so an altered exponent changes a published verdict. A new sampler must add its r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction as F
 
 import pytest
 
 import experiments.samplers  # noqa: F401  (registers the samplers)
-from experiments.samplers._api import REGISTRY
+from experiments.samplers._api import REGISTRY, LogFactor
 
 
 def runge_kutta(p):
@@ -90,3 +91,17 @@ def test_declared_log_factors(name):
 
 def test_every_claim_has_its_log_factors_row():
     assert set(LOG_FACTORS) == {n for n, c in CLAIMS.items() if c is not None}
+
+
+def test_register_rejects_a_log_factor_without_a_provenance_tag():
+    from experiments.samplers._api import SamplerSpec, register
+
+    base = REGISTRY["pf_ode_euler"]
+    for source in ("", "the horizon", "[r] the horizon", "XX[R] the horizon", "[R] ", "[S]the horizon"):
+        claim = replace(base.claim, log_factors=(LogFactor("d/eps^2", 1, source),))
+        with pytest.raises(ValueError, match="log_factors of 'tmp_untagged' must each have a source"):
+            register(replace(base, name="tmp_untagged", claim=claim))
+        assert "tmp_untagged" not in REGISTRY
+    for name, spec in REGISTRY.items():
+        for lf in spec.claim.log_factors if spec.claim else ():
+            assert lf.source[:4] in ("[V] ", "[S] ", "[R] ") and lf.source[4:].strip(), name

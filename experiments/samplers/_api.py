@@ -229,9 +229,18 @@ class SamplerSpec:
 REGISTRY: dict[str, SamplerSpec] = {}
 
 
+#: provenance tags of a registered claim's log factors: verified in the paper, secondary source, our reading
+SOURCE_TAGS = ("[V] ", "[S] ", "[R] ")
+
+
 def register(spec: SamplerSpec) -> SamplerSpec:
     if spec.name in REGISTRY:
         raise ValueError(f"sampler {spec.name!r} is already registered")
+    for lf in spec.claim.log_factors if spec.claim else ():
+        # the allowance a log factor buys in a verdict must say where it comes from
+        if not (isinstance(lf.source, str) and lf.source.startswith(SOURCE_TAGS) and lf.source[4:].strip()):
+            raise ValueError(f"log_factors of {spec.name!r} must each have a source that starts with a tag "
+                             f"{', '.join(t.strip() for t in SOURCE_TAGS)} and a reason, got {lf.source!r}")
     REGISTRY[spec.name] = spec
     return spec
 
