@@ -13,6 +13,7 @@ Commands (from the repository root of a fresh clone; Python 3.10+):
     python scripts/mutation_report.py report                           # kill rate of every module run so far
     python scripts/mutation_report.py report --survivors               # ... and the names of surviving mutants
     python scripts/mutation_report.py recheck experiments/samplers/pf_ode.py   # survivors against every selected test
+    python scripts/mutation_report.py recheck experiments/samplers/pf_ode.py --again   # ... after tests were added
     python scripts/mutation_report.py run --all                        # every module in turn (hours on 2 cores)
     python scripts/mutation_report.py run experiments/distances.py --fresh --mutants "x_gaussian_kl*" "x_quenched_*"
                                                           # only the mutants of these functions (fnmatch patterns)
@@ -24,7 +25,7 @@ rate over the module's mutants next to the rate over the checked ones. A rerun o
 ``--fresh`` keeps the results of unchanged functions (mutmut 3 regenerates only the mutants of functions whose
 source changed), and ``--mutants`` with the names of earlier survivors checks them again against new tests.
 
-``run`` copies ``experiments/``, ``analysis/``, ``tests/`` and ``pyproject.toml`` to
+``run`` copies ``experiments/``, ``analysis/``, ``tests/``, ``pyproject.toml`` and ``paper_notes.md`` to
 ``build/mutation/<module>/`` (``build/`` is git-ignored), writes a ``setup.cfg`` there whose ``[mutmut]``
 section is the repository's with ``only_mutate`` set to the module and ``pytest_add_cli_args_test_selection``
 set to the module's tests from the repository's ``[mutation_report]`` section (setup.cfg), and runs
@@ -62,7 +63,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = ROOT / "build" / "mutation"
-COPY = ("experiments", "analysis", "tests", "pyproject.toml")
+COPY = ("experiments", "analysis", "tests", "pyproject.toml", "paper_notes.md")
 PRELOAD = ("numpy", "scipy.special", "scipy.stats", "scipy.integrate", "scipy.optimize", "pandas", "statsmodels.api",
            "pytest", "hypothesis")
 
@@ -167,7 +168,7 @@ def run(module: str, tests: list[str], workdir: Path, fresh: bool, max_children:
     return rc
 
 
-def recheck(module: str, tests: list[str], workdir: Path, timeout: float = 600.0) -> int:
+def recheck(module: str, tests: list[str], workdir: Path, timeout: float = 600.0, again: bool = False) -> int:
     """Run the module's whole test selection, in a new process, against every surviving mutant.
 
     mutmut runs for a mutant only the tests it saw calling the mutated function; code that runs when a
@@ -181,11 +182,19 @@ def recheck(module: str, tests: list[str], workdir: Path, timeout: float = 600.0
     if res is None or not res[1]:
         raise SystemExit(f"no mutation results for {module}: run it first")
     survivors = sorted(n for n, st in res[1].items() if st in ("survived", "no tests"))
-    # the repository's current tests, against the same mutated source (the module must not have changed)
+    # the repository's current tests and code around the same mutated module (which must not have changed):
+    # mutmut copies the other source files verbatim, so they are refreshed from the work tree
     if (ROOT / module).read_bytes() != (wd / module).read_bytes():
         raise SystemExit(f"{module} changed since it was mutated: run it again (--fresh)")
-    shutil.copytree(ROOT / "tests", wd / "mutants" / "tests", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache"))
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
+    shutil.copytree(ROOT / "tests", wd / "mutants" / "tests", dirs_exist_ok=True, ignore=skip)
+    shutil.copy2(ROOT / "paper_notes.md", wd / "mutants" / "paper_notes.md")
+    for package in ("experiments", "analysis"):
+        for src in (ROOT / package).rglob("*.py"):
+            rel = src.relative_to(ROOT)
+            if rel != Path(module) and "__pycache__" not in rel.parts:
+                (wd / "mutants" / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, wd / "mutants" / rel)
     path = wd / "recheck.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}
@@ -197,7 +206,7 @@ def recheck(module: str, tests: list[str], workdir: Path, timeout: float = 600.0
     if clean != 0:
         raise SystemExit(f"the test selection of {module} fails on the unmutated code (exit {clean}): fix that first")
     for i, name in enumerate(survivors):
-        if name in done:
+        if name in done and not again:          # survivors of an earlier recheck run again only with --again
             continue
         try:
             rc = subprocess.run(cmd, cwd=wd / "mutants", env={**env, "MUTANT_UNDER_TEST": name},
@@ -301,6 +310,8 @@ def main(argv=None) -> int:
     rc_ = sub.add_parser("recheck", help="run the whole test selection against each surviving mutant (catches "
                                          "mutants of code run at import, which mutmut associates with no test)")
     rc_.add_argument("module")
+    rc_.add_argument("--again", action="store_true",
+                     help="also the mutants an earlier recheck left alive (after tests were added)")
     rc_.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     rep = sub.add_parser("report", help="kill rate per module from mutmut's results")
     rep.add_argument("modules", nargs="*", help="only these modules (default: every module run so far)")
@@ -318,7 +329,7 @@ def main(argv=None) -> int:
     if args.command == "recheck":
         if args.module not in table:
             p.error(f"unknown module {args.module!r}; known: {sorted(table)}")
-        return recheck(args.module, table[args.module], args.workdir)
+        return recheck(args.module, table[args.module], args.workdir, again=args.again)
     if args.command == "report":
         print_report(args.workdir, args.modules or None, args.survivors)
         return 0

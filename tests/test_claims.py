@@ -94,7 +94,7 @@ def test_every_claim_has_its_log_factors_row():
 
 
 def test_register_rejects_a_log_factor_without_a_provenance_tag():
-    from experiments.samplers._api import SamplerSpec, register
+    from experiments.samplers._api import register
 
     base = REGISTRY["pf_ode_euler"]
     for source in ("", "the horizon", "[r] the horizon", "XX[R] the horizon", "[R] ", "[S]the horizon"):
@@ -105,3 +105,16 @@ def test_register_rejects_a_log_factor_without_a_provenance_tag():
     for name, spec in REGISTRY.items():
         for lf in spec.claim.log_factors if spec.claim else ():
             assert lf.source[:4] in ("[V] ", "[S] ", "[R] ") and lf.source[4:].strip(), name
+
+
+def test_the_claims_table_of_paper_notes_is_the_registry():
+    # paper_notes.md's generated claims block renders each claim's paper, theorem, metric, exponents and log
+    # wording; a claim changed in code without regenerating the notes (python -m analysis.notes) fails here.
+    # Needs only paper_notes.md (the full staleness test also needs the committed results).
+    from pathlib import Path
+
+    from analysis import notes
+
+    text = (Path(__file__).resolve().parents[1] / "paper_notes.md").read_text()
+    blocks = {m.group("name"): m.group("body") for m in notes.BLOCK.finditer(text)}
+    assert blocks["claims"] == notes.render_claims().rstrip() + "\n"
