@@ -266,23 +266,27 @@ def print_report(workdir: Path, modules: list[str] | None, survivors: bool) -> N
     print(header)
     print("-" * len(header))
     for wd, module, status in rows:
+        total = len(status)
+        drawn = set(json.loads((wd / "sample.json").read_text())["mutants"]) if (wd / "sample.json").exists() else set()
+        if drawn:       # only the recorded sample counts (mutants of an earlier, larger sample may have results)
+            status = {n: s for n, s in status.items() if n in drawn}
         c = Counter(status.values())
         checked = sum(n for s, n in c.items() if s not in NOT_COUNTED)
         killed = sum(c[s] for s in KILLED)
         other = checked - killed - c["survived"] - c["no tests"]
         rate = f"{100.0 * killed / checked:8.1f}%" if checked else "      n/a"
         lo_hi = ""
-        drawn = len(json.loads((wd / "sample.json").read_text())["mutants"]) if (wd / "sample.json").exists() else 0
-        if 0 < checked == drawn < len(status):          # a whole random sample: the rate over all mutants, estimated
+        drawn = len(drawn)
+        if 0 < checked == drawn < total:                # a whole random sample: the rate over all mutants, estimated
             lo, hi = wilson(killed, checked)
-            lo_hi = f"  [{100 * lo:.1f}%, {100 * hi:.1f}%] (95%, random sample of {checked} of {len(status)})"
+            lo_hi = f"  [{100 * lo:.1f}%, {100 * hi:.1f}%] (95%, random sample of {checked} of {total})"
         elif drawn:                                     # mutmut checks function by function: not a uniform subset
             lo_hi = f"  (partial sample: {checked} of the {drawn} drawn checked, no interval)"
-        elif checked < len(status):
-            lo_hi = f"  ({len(status) - checked} not checked)"
+        elif checked < total:
+            lo_hi = f"  ({total - checked} not checked)"
         if c["killed on recheck"]:
             lo_hi += f"  ({c['killed on recheck']} killed on recheck)"
-        print(f"{module:42s} {len(status):7d} {checked:7d} {c['killed']:6d} {c['survived']:8d} {c['no tests']:8d} "
+        print(f"{module:42s} {total:7d} {checked:7d} {c['killed']:6d} {c['survived']:8d} {c['no tests']:8d} "
               f"{c['timeout']:7d} {other:5d} {rate:>9s}{lo_hi}")
         if survivors:
             for name in sorted(n for n, s in status.items() if s in ("survived", "no tests", "suspicious")):

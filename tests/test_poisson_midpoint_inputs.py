@@ -18,6 +18,7 @@ from experiments.samplers._api import REGISTRY
     (lambda: pm.ddpm_alpha_bar(N=10**6), r"^N must be an integer in \[1, 100000\], got 1000000 "
                                          r"\(the DDPM chain length; law mode runs N / K coarse steps of K rows\)"),
     (lambda: pm.ddpm_alpha_bar(beta_min=1.5), r"^beta_min must lie in \[.*, 1\], got 1\.5 \(1 - beta_min"),
+    (lambda: pm.ddpm_alpha_bar(beta_min=1.0), r"^beta_min must be < 1, got 1\.0"),
     (lambda: pm.ddpm_alpha_bar(beta_max=1.5), r"^beta_max "),
     (lambda: pm.ddpm_alpha_bar(beta_min=0.1, beta_max=0.05), r"^beta_max must be >= beta_min"),
     (lambda: pm.PMMDDPM(2, N=10, stride=0), r"^stride "),
