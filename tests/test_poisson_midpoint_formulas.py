@@ -26,10 +26,13 @@ def test_ddpm_coefficients(variant):
     assert (float(a), float(b), float(c)) == pytest.approx(expect, rel=1e-14)
 
 
-@pytest.mark.parametrize("d,eps,L", [(10, 0.1, 2.0), (10**6, 0.05, 3.0), (4, 0.5, 0.5)])
+# the first term of the min binds when L > d (the last two rows), the second when L < d
+@pytest.mark.parametrize("d,eps,L", [(10, 0.1, 2.0), (10**6, 0.05, 3.0), (4, 0.5, 0.5), (1, 0.3, 8.0), (2, 0.1, 5.0)])
 def test_plmc_step_prescription(d, eps, L):
     alpha, K = theorem_step_plmc(d, eps, L)
-    want = min(eps ** (2 / 3) * L ** (-4 / 3), eps ** (2 / 3) * d ** (-1 / 3) / L)
+    first, second = eps ** (2 / 3) * L ** (-4 / 3), eps ** (2 / 3) * d ** (-1 / 3) / L
+    assert (first < second) == (L > d)
+    want = min(first, second)
     assert alpha == pytest.approx(want, rel=1e-14)
     assert K == max(math.ceil(want * L / eps**2), 1)
 
