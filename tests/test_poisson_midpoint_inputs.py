@@ -45,3 +45,15 @@ def test_factories_pass_the_noise_levels_on(name):
     kern = REGISTRY[name].make(10, horizon=2.0, level=0.25, init_level=4.0)
     assert kern.level == 0.25 and kern.end_time == 0.25 and kern.start_time(None) == 4.0
     assert kern.alpha == pytest.approx(0.2, rel=1e-15)
+
+
+def test_documented_defaults():
+    assert pm.PLMC(10, horizon=1.0).K == 10 and pm.PULMC(10, horizon=1.0).K == 10
+    assert REGISTRY["pulmc"].make(10, horizon=1.0).gamma == 2.0 and pm.PULMC(10, horizon=1.0).gamma == 2.0
+    assert pm.ddpm_alpha_bar().size == 1001 and pm.PMMDDPM(4).N == 1000
+
+
+def test_factories_pass_alpha_and_variant_on():
+    assert REGISTRY["plmc"].make(10, alpha=0.05).alpha == 0.05
+    assert REGISTRY["pulmc"].make(10, alpha=0.05).alpha == 0.05
+    assert REGISTRY["pmm_ddpm"].make(4, variant="large", N=20).variant == "large"
