@@ -300,8 +300,7 @@ def _gaussian_args(mean_p, var_p, mean_q, var_q, multiplicities, *, names=("mean
     for nm, arr in zip(names, (mp, sp, mq, sq)):
         if arr.ndim and arr.shape[-1] not in (1, G):
             raise ValueError(f"{nm} must have {G} columns (one per group), got shape {arr.shape}")
-    mp2 = np.atleast_2d(mp) if mp.ndim < 2 else mp
-    sp2 = np.atleast_2d(sp) if sp.ndim < 2 else sp
+    mp2, sp2 = np.atleast_2d(mp), np.atleast_2d(sp)
     if mp.ndim == 2 and sp.ndim == 2 and mp.shape[0] != sp.shape[0]:
         raise ValueError(f"{names[0]} and {names[1]} must have the same number of draws, got {mp.shape} and {sp.shape}")
     M = max(mp2.shape[0], sp2.shape[0])
@@ -590,7 +589,7 @@ def _cf_params_raw(mp, sp, mq, sq, k, side="p"):
     Under Q: 2c_2 = delta/(1+delta), k c_1^2 = Delta^2/(1+delta)^2, k E = -KL(Q||P).
     Exact for any finite positive variances: 1 + delta is never formed by rounding, so a variance ratio
     below 1e-16 keeps its value."""
-    kf = np.broadcast_to(k.astype(np.float64), np.broadcast_shapes(np.shape(mp), np.shape(sp)))
+    kf = np.broadcast_to(k.astype(np.float64), np.shape(sp))                # mp and sp are both (M, G)
     with np.errstate(over="ignore", under="ignore"):
         half = 0.5 * mp - 0.5 * mq                                          # (mu - b)/2
         if side == "p":
@@ -667,9 +666,9 @@ def _cf_tv(params_p, params_q=None, *, tol=CF_TOL, method="smoothed", max_doubli
     return vals, bounds
 
 
-def _cf_tv_core(params_p, params_q=None, *, tol=CF_TOL, method="smoothed", max_doublings=80, max_oscillations=2000):
+def _cf_tv_core(params_p, params_q, *, tol, method, max_doublings, max_oscillations):
     """The CF inversion of :func:`_cf_tv` (moderate laws only: finite parameters, Bhattacharyya
-    interval wider than ``tol``)."""
+    interval wider than ``tol``). Called only by :func:`_cf_tv`, which validates the arguments."""
     kmu, kf, y1, kc1sq = params_p
     mu = kmu.sum(-1)
     sig = np.sqrt(np.sum(kc1sq + 0.5 * kf * y1**2, axis=-1))
@@ -719,16 +718,11 @@ def _cf_tv_core(params_p, params_q=None, *, tol=CF_TOL, method="smoothed", max_d
             re, im = _log_cf(theta, params_p)
             phm1 = np.expm1(re + 1j * im)
             return (phm1 / (theta * (1.0 + 1j * theta))).imag
-    elif method == "gil-pelaez":
-        if params_q is None:
-            raise ValueError("method 'gil-pelaez' needs the Q-side parameters")
-
+    else:                                                 # "gil-pelaez", with the Q side
         def f(theta):
             rp, ip = _log_cf(theta, params_p)
             rq, iq = _log_cf(theta, params_q)
             return (np.exp(rp) * np.sin(ip) - np.exp(rq) * np.sin(iq)) / theta
-    else:
-        raise ValueError(f"method must be 'smoothed' or 'gil-pelaez', got {method!r}")
 
     pts = _octave_points(lo, U)
     # the plain form's Q-side term oscillates at rate |E_Q L| = KL(Q||P), which is astronomically large

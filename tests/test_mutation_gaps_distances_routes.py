@@ -95,6 +95,10 @@ def test_ncx2_route_is_declined_exactly_when_one_threshold_is_beyond_the_tail_li
 
 # ---- the Bhattacharyya branches of the CF inversion ---------------------------------------------------
 
+# _cf_tv's documented defaults; _cf_tv_core has none (only _cf_tv calls it)
+CF_DEFAULTS = {"tol": D.CF_TOL, "method": "smoothed", "max_doublings": 80, "max_oscillations": 2000}
+
+
 def _one_coordinate(mean, var):
     mp, sp, mq, sq, k = np.array([[mean]]), np.array([[var]]), np.array([0.0]), np.array([1.0]), np.array([1])
     return D._cf_params_raw(mp, sp, mq, sq, k, "p"), D._log_bhattacharyya(mp, sp, mq, sq, k)
@@ -117,7 +121,7 @@ def test_cf_tv_takes_the_interval_midpoint_where_its_half_width_beats_the_cf_bou
     # truncation bound (3e-3) exceeds the interval's half width (7e-4), and the midpoint is returned
     params, logbc = _one_coordinate(0.0, 1e-12)
     lo, hi, width = D._bc_interval(logbc)
-    _, b_core = D._cf_tv_core(params, max_doublings=0)
+    _, b_core = D._cf_tv_core(params, None, **{**CF_DEFAULTS, "max_doublings": 0})
     v, b = D._cf_tv(params, logbc=logbc, max_doublings=0)
     assert b_core[0] > 2 * 0.5 * width[0]
     assert v[0] == pytest.approx(0.5 * (lo[0] + hi[0]), abs=1e-6 * width[0])
@@ -131,13 +135,16 @@ def test_cf_tv_passes_method_and_work_cap_to_the_inversion():
     mq, sq, k = np.zeros(2), np.ones(2), np.array([2, 1])
     pp, pq = D._cf_params_raw(mp, sp, mq, sq, k, "p"), D._cf_params_raw(mp, sp, mq, sq, k, "q")
     logbc = D._log_bhattacharyya(mp, sp, mq, sq, k)
+    def core(**opts):
+        return D._cf_tv_core(pp, pq, **{**CF_DEFAULTS, **opts})
+
     for opts in ({"method": "gil-pelaez"}, {"max_oscillations": 1}, {}):
         v, b = D._cf_tv(pp, pq, logbc=logbc, **opts)
-        vc, bc = D._cf_tv_core(pp, pq, **opts)
+        vc, bc = core(**opts)
         assert (v[0], b[0]) == (vc[0], bc[0]), opts
-    smoothed = D._cf_tv_core(pp, pq)
-    assert D._cf_tv_core(pp, pq, method="gil-pelaez")[0][0] != smoothed[0][0]
-    assert D._cf_tv_core(pp, pq, max_oscillations=1)[1][0] > 10 * smoothed[1][0]
+    smoothed = core()
+    assert core(method="gil-pelaez")[0][0] != smoothed[0][0]
+    assert core(max_oscillations=1)[1][0] > 10 * smoothed[1][0]
 
 
 def test_cf_tv_names_the_side_whose_parameters_are_not_finite():
@@ -228,3 +235,44 @@ def test_p_on_part_of_qs_support_with_a_constant_llr(k):
     assert abs(fine.value - (1.0 - (zpf / 2.0) ** k)) <= fine.error_bound + 1e-15
     assert fine.value == pytest.approx(1.0 - 0.5**k, abs=1e-3)            # the grid's normaliser Zp = 1 + h/2
     assert D.tv_product_density(p, p, k).value == 0.0
+
+
+# ---- contracts of the exact-TV plumbing --------------------------------------------------------------
+
+def test_ncx2_is_used_at_large_noncentrality_when_both_thresholds_are_within_4_sd():
+    # k = 1e5, mean shift 0.01, variance ratio 1.01: noncentrality 1e5, thresholds at z = +1.93 and -1.93
+    # (the P-side standardisation subtracts the noncentrality; adding it instead puts z at 260 and
+    # would send the law to the CF for no reason)
+    k = 1e5
+    v = D._tv_iso_ncx2(0.01, 1.01, 0.0, 1.0, k)
+    assert np.isfinite(v)
+    assert float(v) == pytest.approx(D.tv_product_gaussian_cf(0.01, 1.01, 0.0, 1.0, [int(k)]).value, abs=1e-12)
+
+
+def test_bc_refine_clips_values_into_the_bhattacharyya_interval():
+    logbc = np.log(np.array([0.5, 0.5]))
+    lower, upper, _ = D._bc_interval(logbc)
+    vals, bounds = D._bc_refine(np.array([lower[0] - 0.1, upper[1] + 0.1]), np.array([1e-9, 1e-9]), logbc)
+    assert vals.tolist() == [lower[0], upper[1]]
+    assert bounds.tolist() == [1e-9, 1e-9]
+
+
+def test_cf_inversion_of_identical_laws_returns_one_zero_per_law():
+    mp, sp, k = np.zeros((3, 2)), np.ones((3, 2)), np.array([1, 4])
+    params = D._cf_params_raw(mp, sp, np.zeros(2), np.ones(2), k, "p")
+    vals, bounds = D._cf_tv_core(params, None, **CF_DEFAULTS)
+    assert vals.shape == bounds.shape == (3,)
+    assert not np.any(vals) and not np.any(bounds)
+
+
+def test_quenched_tv_names_each_route_its_draws_took():
+    # draw 0 is far from the target (Bhattacharyya interval narrower than tol), draw 1 is close (ncx2)
+    law = SimpleNamespace(mean=np.array([[40.0], [0.1]]), var=np.ones((2, 1)), target_mean=np.zeros(1),
+                          target_var=np.ones(1), multiplicities=np.array([3]))
+    est = D.quenched_tv(law)
+    assert est.method == f"quenched TV, {D._BC_METHOD}; exact (ncx2 ball / erf half-space) per draw"
+
+
+def test_monte_carlo_tv_uses_the_documented_default_sample_size():
+    est = D.tv_product_gaussian_mc([0.1, 0.2], [1.1, 0.9], 0.0, 1.0, 3, rng=np.random.default_rng(0))
+    assert est.n == 100_000
