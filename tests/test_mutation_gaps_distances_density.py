@@ -100,6 +100,20 @@ def test_cf_route_matches_the_exact_gaussian_tv_with_an_error_bound_that_is_tigh
     assert abs(loose.value - exact.value) <= loose.error_bound + 1e-14 * sum(k) and loose.error_bound < 1e-4
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_cf_route_where_a_column_cf_reaches_rounding_size(k):
+    # a shift of 0.3 sd per coordinate at k = 2 or 3: the doubling search evaluates theta ~ 40, where a
+    # column's CF is ~1e-16 and |phi_g|^2 - 1 = 2x + x^2 + y^2 rounds below -1. log1p of it raised
+    # "math domain error"; |phi_g|^2 is now formed directly there
+    P = D.ColumnDensity(GRID, stats.norm.pdf(GRID, 0.3, 1.0))
+    Q = D.ColumnDensity.from_callable(stats.norm.pdf, GRID)
+    est = D.tv_product_density(P, Q, k)
+    exact = D.tv_product_gaussian([0.3], [1.0], [0.0], [1.0], k)
+    assert est.method == "CF inversion (smoothed Gil-Pelaez) of the grid CF"
+    assert est.error_bound < 1e-11
+    assert abs(est.value - exact.value) <= est.error_bound + 1e-14 * k + exact.error_bound
+
+
 def test_a_coarse_grid_is_truncated_at_its_resolution_limit_and_says_so():
     coarse = np.linspace(-14, 14, 41)
     P = D.ColumnDensity(coarse, stats.norm.pdf(coarse, 0.3, 1.2))

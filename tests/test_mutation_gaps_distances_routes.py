@@ -24,20 +24,26 @@ def test_x_minus_log1p_is_accurate_on_both_sides_of_the_series_switch(x):
     # the 20-term series in u = x/(2+x) is accurate only for |x| < 1/2 (|u| <= 1/3); at x = -0.9 it
     # would be off by ~1e-4 relative
     ref = float(mpmath.mpf(x) - mpmath.log1p(mpmath.mpf(x)))
-    assert D._x_minus_log1p(x) == pytest.approx(ref, rel=4e-15)
+    assert D._x_minus_log1p(x) == pytest.approx(ref, rel=4e-15, abs=0)
 
 
-@pytest.mark.parametrize("s2, r2", [(1.0 + 3e-12, 1.0 + 1e-12), (2.0 + 7e-11, 2.0), (0.7, 1.3), (1e-200, 1e100)])
+@pytest.mark.parametrize("s2, r2", [(1.0 + 3e-12, 1.0 + 1e-12), (2.0 + 7e-11, 2.0), (0.7, 1.3), (1e-200, 1e100),
+                                    (1e-300, 1e100), (1e300, 1e-100)])
 def test_log_ratio_keeps_full_relative_precision_near_one(s2, r2):
-    # log(s2 / r2) with the ratio rounded first loses ~1e-16 / 2e-12 relative; log1p of the exact difference does not
+    # log(s2 / r2) with the ratio rounded first is off by 1e-12 relative at the first pair; log1p of the exact
+    # difference is not. The last two pairs have a ratio outside the float range (log s2 - log r2 instead).
+    # abs=0: pytest.approx keeps an absolute tolerance of 1e-12 unless told otherwise, larger than log(s2/r2) here
     ref = float(mpmath.log(mpmath.mpf(s2) / mpmath.mpf(r2)))
-    assert float(D._log_ratio(s2, r2)) == pytest.approx(ref, rel=4e-15)
+    assert float(D._log_ratio(s2, r2)) == pytest.approx(ref, rel=4e-15, abs=0)
 
 
-@pytest.mark.parametrize("y", [9e-4, -5e-4, 1e-6, 2e-3, 0.5])
+@pytest.mark.parametrize("y", [9e-4, -5e-4, 1e-6, 1e-200, 2e-3, 0.05, -0.0999, 0.1, -0.2, 0.5, 3.0, 1e8])
 def test_atan_minus_against_mpmath(y):
+    # below |y| = 0.1 a series (relative error ~1e-16); above, arctan(y) - y cancels to at worst 4e-14 relative.
+    # Before, arctan(y) - y was used from |y| = 1e-3: 2e-11 relative error at y = 2e-3, unseen by a test
+    # whose pytest.approx kept its default absolute tolerance of 1e-12 (here abs=0)
     ref = float(mpmath.atan(mpmath.mpf(y)) - mpmath.mpf(y))
-    assert float(D._atan_minus(y)) == pytest.approx(ref, rel=1e-15 if abs(y) < 1e-3 else 1e-12)
+    assert float(D._atan_minus(y)) == pytest.approx(ref, rel=1e-15 if abs(y) < 0.1 else 1e-13, abs=0)
 
 
 # ---- input handling ---------------------------------------------------------------------------------
@@ -276,3 +282,50 @@ def test_quenched_tv_names_each_route_its_draws_took():
 def test_monte_carlo_tv_uses_the_documented_default_sample_size():
     est = D.tv_product_gaussian_mc([0.1, 0.2], [1.1, 0.9], 0.0, 1.0, 3, rng=np.random.default_rng(0))
     assert est.n == 100_000
+
+
+def test_multiplicities_given_as_floats_become_int64():
+    k = D._multiplicities(np.array([3.0, 2.0**60]), 2)
+    assert k.dtype == np.int64 and k.tolist() == [3, 2**60]
+
+
+def test_bhattacharyya_interval_of_a_log_bc_rounded_above_zero_is_the_point_zero():
+    # log BC <= 0 always; a rounding-size positive value means BC = 1, TV = 0
+    lower, upper, width = D._bc_interval(np.array([1e-17, 0.0]))
+    assert lower.tolist() == [0.0, 0.0] and upper.tolist() == [0.0, 0.0] and width.tolist() == [0.0, 0.0]
+
+
+def test_tolerance_and_means_are_checked_by_name():
+    with pytest.raises(ValueError, match=r"^tol must have 0 dimension\(s\), got shape \(1,\)$"):
+        D.quenched_tv(SimpleNamespace(mean=np.zeros((1, 1)), var=np.ones((1, 1)), target_mean=np.zeros(1),
+                                      target_var=np.ones(1), multiplicities=np.array([2])), tol=np.array([1e-3]))
+    with pytest.raises(ValueError, match=r"^mean_p must be finite"):
+        D.tv_isotropic(np.nan, 1.0, 0.0, 1.0, 2)
+    params, logbc = _one_coordinate(0.3, 1.2)
+    with pytest.raises(ValueError, match=r"^method must be 'smoothed' or 'gil-pelaez', got 'plain'$"):
+        D._cf_tv(params, logbc=logbc, method="plain")
+
+
+def test_cf_tv_of_two_laws_uses_the_method_asked_for():
+    mp, sp = np.array([[0.4, -0.2]]), np.array([[1.5, 0.6]])
+    mq, sq, k = np.zeros(2), np.ones(2), np.array([2, 1])
+    pp, pq = D._cf_params_raw(mp, sp, mq, sq, k, "p"), D._cf_params_raw(mp, sp, mq, sq, k, "q")
+    logbc = D._log_bhattacharyya(mp, sp, mq, sq, k)
+    for method in ("smoothed", "gil-pelaez"):
+        est = D.tv_product_gaussian_cf(mp[0], sp[0], mq, sq, k, method=method)
+        v, b = D._cf_tv(pp, pq, logbc=logbc, method=method)
+        assert (est.value, est.error_bound) == (v[0], b[0]) and est.method == f"CF inversion ({method})"
+
+
+def test_annealed_tv_uses_the_documented_default_sample_size():
+    law = SimpleNamespace(mean=np.array([[0.1], [-0.2]]), var=np.array([[1.1], [0.9]]), target_mean=np.zeros(1),
+                          target_var=np.ones(1), multiplicities=np.array([3]))
+    assert D.annealed_tv(law, rng=np.random.default_rng(0)).n == 100_000
+
+
+def test_constant_llr_names_its_route():
+    x = np.linspace(0.0, 2.0, 9)
+    p = D.ColumnDensity(x, density=(x <= 1.0).astype(float))
+    q = D.ColumnDensity(x, density=np.ones_like(x))
+    assert D.tv_product_density(p, q, 2).method == "log-likelihood ratio constant under P: TV = 1 - exp(-E_P L)"
+
