@@ -31,7 +31,7 @@ def test_variance_floor_against_brute_force(L_max, delta):
             hi = mid
         else:
             lo = mid
-    assert cls.variance_floor() == pytest.approx(hi, rel=1e-9)
+    assert cls.variance_floor() == pytest.approx(hi, rel=1e-9, abs=0)
     # at the floor the class bound is attained, below it the target is outside
     assert cls.contains(GroupedGaussian([cls.variance_floor()]))
     assert not cls.contains(GroupedGaussian([cls.variance_floor() * (1 - 1e-6)]))
@@ -49,8 +49,8 @@ def test_gaussian_fast_path_equals_lipschitz_sup():
         var = np.exp(rng.uniform(np.log(1e-3), np.log(50.0), size=7))
         t = GroupedGaussian(var, rng.normal(size=7), rng.integers(1, 5, size=7))
         fast = float(np.max(gaussian_column_lipschitz(var, delta)))
-        assert fast == pytest.approx(t.lipschitz_sup(delta), rel=1e-12)
-        assert TheoremClass("x", "", delta=delta).measure(t)["lipschitz"] == pytest.approx(fast, rel=1e-15)
+        assert fast == pytest.approx(t.lipschitz_sup(delta), rel=1e-12, abs=0)
+        assert TheoremClass("x", "", delta=delta).measure(t)["lipschitz"] == pytest.approx(fast, rel=1e-15, abs=0)
 
 
 def test_fixed_targets_positive_and_negative_controls():

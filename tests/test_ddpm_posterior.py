@@ -92,11 +92,11 @@ def step_map(variance, m, v0, t, tp):
 @pytest.mark.parametrize("m,v0,t,tp", CASES)
 def test_reference_routes_agree(m, v0, t, tp):
     r = reference(m, v0, t, tp)
-    assert r["slope_b"] == pytest.approx(r["slope"], rel=1e-12)
+    assert r["slope_b"] == pytest.approx(r["slope"], rel=1e-12, abs=0)
     assert r["icpt_b"] == pytest.approx(r["intercept"], rel=1e-12, abs=1e-15)
-    assert r["cond_var_b"] == pytest.approx(r["cond_var"], rel=1e-10)
+    assert r["cond_var_b"] == pytest.approx(r["cond_var"], rel=1e-10, abs=0)
     # and the conditional law integrates back to the marginal at t'
-    assert r["slope"] ** 2 * r["var_t"] + r["cond_var"] == pytest.approx(r["var_tp"], rel=1e-12)
+    assert r["slope"] ** 2 * r["var_t"] + r["cond_var"] == pytest.approx(r["var_tp"], rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("m,v0,t,tp", CASES)
@@ -104,12 +104,12 @@ def test_ddpm_step_is_the_exact_posterior_mean_with_the_posterior_variance(m, v0
     r = reference(m, v0, t, tp)
     for variance, v_ref in (("small", r["beta_tilde"]), ("large", r["beta"])):
         slope, icpt, sd = step_map(variance, m, v0, t, tp)
-        assert slope == pytest.approx(r["slope"], rel=1e-12)
+        assert slope == pytest.approx(r["slope"], rel=1e-12, abs=0)
         assert icpt == pytest.approx(r["intercept"], rel=1e-12, abs=1e-15)
-        assert sd**2 == pytest.approx(v_ref, rel=1e-12)
+        assert sd**2 == pytest.approx(v_ref, rel=1e-12, abs=0)
     # the posterior variance given x0 is strictly below the true conditional variance given x_t only
     # (by c0^2 Var(x0 | x_t) > 0); beta is above it for v0 <= 1 but may be below it (v0 = 2, case 0)
-    assert r["beta_tilde"] < r["cond_var"] and r["cond_var"] != pytest.approx(r["beta"], rel=1e-3)
+    assert r["beta_tilde"] < r["cond_var"] and r["cond_var"] != pytest.approx(r["beta"], rel=1e-3, abs=0)
 
 
 @pytest.mark.parametrize("m,v0,t,tp", CASES)
@@ -120,8 +120,8 @@ def test_one_step_output_law(m, v0, t, tp):
     for variance, v_ref in (("small", r["beta_tilde"]), ("large", r["beta"])):
         law = gaussian_law(DDPM(np.array([t, tp]), variance=variance), tg)
         assert law.mean[0, 0] == pytest.approx(r["mean_tp"], rel=1e-12, abs=1e-15)
-        assert law.var[0, 0] == pytest.approx(r["slope"] ** 2 * r["var_t"] + v_ref, rel=1e-12)
-        assert law.target_var[0] == pytest.approx(r["var_tp"], rel=1e-12)
+        assert law.var[0, 0] == pytest.approx(r["slope"] ** 2 * r["var_t"] + v_ref, rel=1e-12, abs=0)
+        assert law.target_var[0] == pytest.approx(r["var_tp"], rel=1e-12, abs=0)
 
 
 # Measured relative output-variance error Var(output) / Var(x_t') - 1 of one step (law mode), by choice:

@@ -45,7 +45,7 @@ def test_default_is_the_importance_node_of_the_relative_score_form(u):
     r = math.log1p(u * math.expm1(h))
     expected = math.exp(-h) * y + (1 - math.exp(-h)) * (t - r)
     assert (kernel.linear, kernel.node) == ("relative_score", "importance")
-    assert _one_step(kernel, u, y) == pytest.approx(expected, rel=1e-13)
+    assert _one_step(kernel, u, y) == pytest.approx(expected, rel=1e-13, abs=0)
 
 
 @pytest.mark.parametrize("u", [0.2, 0.8])
@@ -62,4 +62,4 @@ def test_each_node_and_form_has_its_own_weight_and_node(u):
             r = -math.log1p(-u * -math.expm1(-h))
             w = math.expm1(h)
         lin = math.exp(-h) if linear == "relative_score" else math.exp(h)
-        assert _one_step(kernel, u, y) == pytest.approx(lin * y + w * (t - r), rel=1e-13), (linear, node)
+        assert _one_step(kernel, u, y) == pytest.approx(lin * y + w * (t - r), rel=1e-13, abs=0), (linear, node)

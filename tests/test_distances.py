@@ -60,14 +60,14 @@ def test_kl_nearly_equal_variances_at_huge_k_vs_mpmath():
     x = mpmath.mpf(s2) / mpmath.mpf(r2) - 1
     ref = k * (x - mpmath.log1p(x) + mpmath.mpf(a) ** 2 / mpmath.mpf(r2)) / 2
     got = D.gaussian_kl([a], [s2], [0.0], [r2], [k], direction="output_target")[0]
-    assert got == pytest.approx(float(ref), rel=1e-12)
+    assert got == pytest.approx(float(ref), rel=1e-12, abs=0)
 
 
 def test_w2_closed_form_vs_quantile_quadrature():
     a, s2, b, r2, k = 0.4, 0.3, -0.2, 1.7, 11
     p, q = stats.norm(a, math.sqrt(s2)), stats.norm(b, math.sqrt(r2))
     w2sq = integrate.quad(lambda u: (p.ppf(u) - q.ppf(u)) ** 2, 0, 1, epsabs=1e-12, limit=200)[0]
-    assert D.gaussian_w2([a], [s2], [b], [r2], [k])[0] == pytest.approx(math.sqrt(k * w2sq), rel=1e-8)
+    assert D.gaussian_w2([a], [s2], [b], [r2], [k])[0] == pytest.approx(math.sqrt(k * w2sq), rel=1e-8, abs=0)
 
 
 def test_quenched_kl_w2_mean_and_standard_error(rng):
@@ -260,7 +260,7 @@ def test_product_density_matches_gaussian_exact(k):
     assert abs(est.value - exact) <= est.error_bound + 1e-14 * k + 1e-10
     kl = D.kl_product_density(P, Q, k)
     ours = D.gaussian_kl([a], [s * s], [0], [1], [k], direction="output_target")[0]
-    assert kl == pytest.approx(ours, rel=1e-14 * k + 1e-9)
+    assert kl == pytest.approx(ours, rel=1e-14 * k + 1e-9, abs=0)
 
 
 def test_product_mixture_vs_full_coordinate_mc_and_kl_vs_scipy_quad():
@@ -283,7 +283,7 @@ def test_product_mixture_vs_full_coordinate_mc_and_kl_vs_scipy_quad():
     assert abs(est.value - mc) < 5 * se + est.error_bound
     kl1 = integrate.quad(lambda x: mix_pdf(x) * (math.log(mix_pdf(x)) - stats.norm.logpdf(x, 0, 1.1)), -12, 12,
                          limit=200)[0]
-    assert D.kl_product_density(P, Q, k) == pytest.approx(2 * kl1, rel=1e-9)
+    assert D.kl_product_density(P, Q, k) == pytest.approx(2 * kl1, rel=1e-9, abs=0)
     # d = 1: direct quadrature of |p - q| / 2
     one = D.tv_product_density(P[:1], Q[:1], [1])
     f = lambda x: mix_pdf(x) - stats.norm.pdf(x, 0, 1.1)
@@ -303,7 +303,7 @@ def test_sliced_w2_in_1d_is_exact_empirical_w2(rng):
     est = D.sliced_w2(x, y, rng=rng, n_boot=0)
     # brute force: both empirical laws as 90 equally weighted atoms (lcm of 30 and 45)
     xs, ys = np.sort(np.repeat(x, 3)), np.sort(np.repeat(y, 2))
-    assert est.value == pytest.approx(math.sqrt(np.mean((xs - ys) ** 2)), rel=1e-12)
+    assert est.value == pytest.approx(math.sqrt(np.mean((xs - ys) ** 2)), rel=1e-12, abs=0)
     # and converges to the Gaussian closed form, inside its bootstrap interval
     big = D.sliced_w2(rng.normal(0.3, 1.0, 20000), rng.normal(0.0, 1.5, 20000), rng=rng, n_boot=100)
     truth = math.sqrt(0.3**2 + 0.5**2)

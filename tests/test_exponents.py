@@ -100,8 +100,8 @@ def test_deterministic_structure_fit_and_local_slope_range():
     s, lo, hi, spread, n_x = structure_fit(d, e, np.log(n), 2.0)
     xs = np.unique(np.round(x, 9))
     mids = 0.5 * (xs[1:] + xs[:-1])
-    assert lo == pytest.approx(0.2 + 0.02 * mids.min(), rel=1e-9) and hi == pytest.approx(0.2 + 0.02 * mids.max(),
-                                                                                         rel=1e-9)
+    assert lo == pytest.approx(0.2 + 0.02 * mids.min(), rel=1e-9, abs=0)
+    assert hi == pytest.approx(0.2 + 0.02 * mids.max(), rel=1e-9, abs=0)
     assert lo < s < hi and n_x == xs.size
     # negative control: an N* that is not a function of d/eps^2 shows a spread
     _, _, _, spread, _ = structure_fit(d, e, np.log(d**0.25 * e**-0.7), 2.0)

@@ -60,7 +60,7 @@ def test_nstar_input_checks_name_the_problem():
     assert nstar_detail([10.0, 10.5, 20.0], [0.2, 0.1, 0.05], 0.07).crossing == "interpolated"
     res = nstar_detail([10.0, 20.0], [0.2, 0.05], 0.1, [np.nan, 0.01])
     expected = (math.log(20) - math.log(10)) * (math.log(0.1) - math.log(0.2)) / (math.log(0.05) - math.log(0.2)) ** 2
-    assert res.log_se == pytest.approx(abs(expected) * 0.01 / 0.05, rel=1e-12)
+    assert res.log_se == pytest.approx(abs(expected) * 0.01 / 0.05, rel=1e-12, abs=0)
 
 
 def _rows(sampler, metric, d, costs, errors, se_rel=0.01, seed=7, draws=True, gate=True, params="{}"):
@@ -178,15 +178,15 @@ def test_delta_method_terms_match_numerical_derivatives():
     d2 = (log_nstar(y1, y2 + h) - log_nstar(y1, y2 - h)) / (2 * h)
     assert abs(d1) > 0.1 and abs(d2) > 0.1                 # both cells matter here
     t1, t2 = d1 * se[1] / err[1], d2 * se[2] / err[2]
-    assert nstar_detail(nfe, err, eps, se).log_se == pytest.approx(math.hypot(t1, t2), rel=1e-6)
-    assert nstar_detail(nfe, err, eps, [0.0, 0.02, 0.0]).log_se == pytest.approx(abs(t1), rel=1e-6)
-    assert nstar_detail(nfe, err, eps, [0.0, 0.0, 0.004]).log_se == pytest.approx(abs(t2), rel=1e-6)
+    assert nstar_detail(nfe, err, eps, se).log_se == pytest.approx(math.hypot(t1, t2), rel=1e-6, abs=0)
+    assert nstar_detail(nfe, err, eps, [0.0, 0.02, 0.0]).log_se == pytest.approx(abs(t1), rel=1e-6, abs=0)
+    assert nstar_detail(nfe, err, eps, [0.0, 0.0, 0.004]).log_se == pytest.approx(abs(t2), rel=1e-6, abs=0)
 
 
 def test_nstar_detail_branches_return_every_field():
     nfe = [10.0, 20.0, 40.0]
     r = nstar_detail(nfe, [0.2, 0.1, 0.05], 0.1)                      # an error equal to eps meets it
-    assert (r.crossing, r.bracket) == ("interpolated", (0, 1)) and r.value == pytest.approx(20.0, rel=1e-12)
+    assert (r.crossing, r.bracket) == ("interpolated", (0, 1)) and r.value == pytest.approx(20.0, rel=1e-12, abs=0)
     for errors, crossing in [([0.05, 0.04, 0.03], "below_grid"), ([0.5, 0.4, 0.3], "above_grid")]:
         r = nstar_detail(nfe, errors, 0.1)
         assert r.crossing == crossing and math.isnan(r.value) and r.bracket is None and r.log_se == 0.0

@@ -63,16 +63,16 @@ def test_quadrature_cross_check_checks_its_law():
 def test_quenched_tv_error_bound_is_the_mean_of_the_per_draw_bounds():
     law = _law([[0.1], [0.3], [-0.2]], [[1.1], [0.9], [1.0]], 0.0, 1.0, 4)      # one group: ncx2, bound 1e-10
     q = D.quenched_tv(law)
-    assert q.error_bound == pytest.approx(1e-10, rel=1e-12)
+    assert q.error_bound == pytest.approx(1e-10, rel=1e-12, abs=0)
     vals = [D.tv_isotropic(m, s, 0.0, 1.0, 4) for m, s in [(0.1, 1.1), (0.3, 0.9), (-0.2, 1.0)]]
-    assert q.value == pytest.approx(np.mean(vals), rel=1e-12)
-    assert q.stderr == pytest.approx(np.std(vals, ddof=1) / math.sqrt(3), rel=1e-10)
+    assert q.value == pytest.approx(np.mean(vals), rel=1e-12, abs=0)
+    assert q.stderr == pytest.approx(np.std(vals, ddof=1) / math.sqrt(3), rel=1e-10, abs=0)
 
 
 def test_standardised_shift_and_ratio():
     dlt, Dlt = D._standardised(np.array([[1.5]]), np.array([[3.0]]), np.array([0.5]), np.array([2.0]), np.array([9]))
-    assert float(dlt[0, 0]) == pytest.approx(0.5, rel=1e-15)                            # s2 / r2 - 1
-    assert float(Dlt[0, 0]) == pytest.approx(3 * 1.0 / math.sqrt(2.0), rel=1e-15)         # sqrt(k) (mu - b) / r
+    assert float(dlt[0, 0]) == pytest.approx(0.5, rel=1e-15, abs=0)                            # s2 / r2 - 1
+    assert float(Dlt[0, 0]) == pytest.approx(3 * 1.0 / math.sqrt(2.0), rel=1e-15, abs=0)         # sqrt(k) (mu - b) / r
 
 
 def test_product_gaussian_cf_reports_its_route_and_both_inversions_agree():
@@ -100,7 +100,7 @@ def test_product_gaussian_cf_reports_its_route_and_both_inversions_agree():
 def test_annealed_tv_of_one_law_is_its_exact_tv_and_far_mixtures_use_the_bhattacharyya_bound():
     one = D.annealed_tv(_law([[0.2, -0.1]], [[1.3, 0.8]], [0.0, 0.0], [1.0, 1.0], [6, 1]))
     exact = D.tv_product_gaussian([0.2, -0.1], [1.3, 0.8], [0.0, 0.0], [1.0, 1.0], [6, 1])
-    assert (one.value, one.error_bound) == pytest.approx((exact.value, exact.error_bound), rel=1e-12)
+    assert (one.value, one.error_bound) == pytest.approx((exact.value, exact.error_bound), rel=1e-12, abs=0)
     assert (one.stderr, one.n) == (0.0, 1)
     assert one.method == "annealed TV, single law: CF inversion (smoothed Gil-Pelaez)"
     rep = D.annealed_tv(_law([[0.2], [0.2], [0.2]], [[1.3], [1.3], [1.3]], 0.0, 1.0, 4))    # three equal draws
@@ -115,7 +115,7 @@ def test_annealed_tv_of_one_law_is_its_exact_tv_and_far_mixtures_use_the_bhattac
     b = float(np.exp(logbc).sum()) / math.sqrt(2) * (1 + D._BC_SLACK)
     assert 1e-12 < b < 1e-10                                   # B = 2e-11: visible in the value and the bound
     assert far.value == pytest.approx(1.0 - 0.5 * b, abs=1e-16)
-    assert far.error_bound == pytest.approx(0.5 * b + 2.3e-16, rel=1e-9)
+    assert far.error_bound == pytest.approx(0.5 * b + 2.3e-16, rel=1e-9, abs=0)
     assert (far.stderr, far.n) == (0.0, 2) and far.method.startswith("annealed TV, Bhattacharyya bound")
     assert far.method.endswith("midpoint of [1 - B, 1]")
 

@@ -36,14 +36,14 @@ def test_sliced_w2_unequal_sizes_and_its_bootstrap_replayed(n, m):
     x, y = data.normal(size=(n, d)), 0.5 + 2.0 * data.normal(size=(m, d))
     est = D.sliced_w2(x, y, n_projections=P, rng=np.random.default_rng(7), n_boot=B, level=level)
     replay = np.random.default_rng(7)
-    assert est.value == pytest.approx(_sliced_brute(x, y, _directions(replay, d, P)), rel=1e-12)
+    assert est.value == pytest.approx(_sliced_brute(x, y, _directions(replay, d, P)), rel=1e-12, abs=0)
     boot = []
     for _ in range(B):                 # rows of x, rows of y, then fresh directions: the documented order
         ix, iy = replay.integers(0, n, n), replay.integers(0, m, m)
         boot.append(_sliced_brute(x[ix], y[iy], _directions(replay, d, P)))
     boot = np.array(boot)
-    assert est.stderr == pytest.approx(boot.std(ddof=1), rel=1e-12)
-    assert est.ci == pytest.approx((np.quantile(boot, 0.1), np.quantile(boot, 0.9)), rel=1e-12)
+    assert est.stderr == pytest.approx(boot.std(ddof=1), rel=1e-12, abs=0)
+    assert est.ci == pytest.approx((np.quantile(boot, 0.1), np.quantile(boot, 0.9)), rel=1e-12, abs=0)
     assert (est.n, est.method, est.ci_method) == (n + m, "sliced W2 (empirical)",
                                                   f"percentile bootstrap, {B} replicates")
     assert D.sliced_w2(x, y, n_projections=P, rng=np.random.default_rng(7)).ci_method == \
@@ -52,7 +52,7 @@ def test_sliced_w2_unequal_sizes_and_its_bootstrap_replayed(n, m):
     assert plain.value == est.value and math.isnan(plain.stderr) and plain.ci is None
     assert (plain.n, plain.method) == (n + m, "sliced W2 (empirical)")
     assert D.sliced_w2(x, y, rng=np.random.default_rng(7), n_boot=0).value == \
-        pytest.approx(_sliced_brute(x, y, _directions(np.random.default_rng(7), d, 200)), rel=1e-12)   # 200 directions
+        pytest.approx(_sliced_brute(x, y, _directions(np.random.default_rng(7), d, 200)), rel=1e-12, abs=0)  # 200 dirs
 
 
 def test_sliced_w2_default_rng_is_seed_zero():
@@ -75,13 +75,13 @@ def test_energy_distance_is_the_u_statistic_and_its_bootstrap_replayed():
 
     B, level = 6, 0.9
     est = D.energy_distance(x, y, rng=np.random.default_rng(9), n_boot=B, level=level)
-    assert est.value == pytest.approx(u_stat(x, y), rel=1e-12)
+    assert est.value == pytest.approx(u_stat(x, y), rel=1e-12, abs=0)
     replay = np.random.default_rng(9)
     z = np.vstack([x, y])
     boot = np.array([u_stat(z[replay.choice(np.arange(5), 5)], z[replay.choice(5 + np.arange(4), 4)])
                      for _ in range(B)])
-    assert est.stderr == pytest.approx(boot.std(ddof=1), rel=1e-12)
-    assert est.ci == pytest.approx((np.quantile(boot, 0.05), np.quantile(boot, 0.95)), rel=1e-12)
+    assert est.stderr == pytest.approx(boot.std(ddof=1), rel=1e-12, abs=0)
+    assert est.ci == pytest.approx((np.quantile(boot, 0.05), np.quantile(boot, 0.95)), rel=1e-12, abs=0)
     assert (est.n, est.method, est.ci_method) == (9, "energy distance (U-statistic)",
                                                   f"percentile bootstrap, {B} replicates")
     plain = D.energy_distance(x, y, n_boot=0)
@@ -98,13 +98,13 @@ def test_mode_weight_tv_value_and_bootstrap_replayed(with_labels):
     kw = dict(target_labels=target_labels) if with_labels else dict(target_weights=tw)
     B, level = 9, 0.5
     est = D.mode_weight_tv(labels, n_components=4, rng=np.random.default_rng(5), n_boot=B, level=level, **kw)
-    assert est.value == pytest.approx(0.5 * np.abs(w - tw).sum(), rel=1e-15)
+    assert est.value == pytest.approx(0.5 * np.abs(w - tw).sum(), rel=1e-15, abs=0)
     replay = np.random.default_rng(5)
     wb = replay.multinomial(8, w, size=B) / 8
     twb = replay.multinomial(5, tw, size=B) / 5 if with_labels else tw
     boot = 0.5 * np.abs(wb - twb).sum(axis=1)
-    assert est.stderr == pytest.approx(boot.std(ddof=1), rel=1e-12)
-    assert est.ci == pytest.approx((np.quantile(boot, 0.25), np.quantile(boot, 0.75)), rel=1e-12)
+    assert est.stderr == pytest.approx(boot.std(ddof=1), rel=1e-12, abs=0)
+    assert est.ci == pytest.approx((np.quantile(boot, 0.25), np.quantile(boot, 0.75)), rel=1e-12, abs=0)
     assert (est.n, est.method, est.ci_method) == (8, "TV of mode weights", f"percentile bootstrap, {B} replicates")
     assert D.mode_weight_tv(labels, n_components=4, **kw).ci_method == "percentile bootstrap, 1000 replicates"
     plain = D.mode_weight_tv(labels, n_components=4, n_boot=0, **kw)
@@ -179,8 +179,8 @@ def test_sample_distance_input_checks_name_the_parameter(call, message):
 
 def test_zero_bootstrap_replicates_are_allowed_and_float_of_an_estimate_is_its_value():
     x = np.arange(4.0)
-    assert D.sliced_w2(x, x + 1.0, n_boot=0).value == pytest.approx(1.0, rel=1e-14)       # 1-D: exact W2
-    assert D.sliced_w2([0.0, 1.0], [0.0, 3.0], n_boot=0).value == pytest.approx(math.sqrt(2.0), rel=1e-14)  # 2 rows
+    assert D.sliced_w2(x, x + 1.0, n_boot=0).value == pytest.approx(1.0, rel=1e-14, abs=0)       # 1-D: exact W2
+    assert D.sliced_w2([0.0, 1.0], [0.0, 3.0], n_boot=0).value == pytest.approx(math.sqrt(2.0), rel=1e-14, abs=0)
     assert D.energy_distance(x, x, n_boot=0).value == pytest.approx(
-        2 * np.abs(x[:, None] - x[None]).mean() - 2 * np.abs(x[:, None] - x[None]).sum() / 12, rel=1e-14)
+        2 * np.abs(x[:, None] - x[None]).mean() - 2 * np.abs(x[:, None] - x[None]).sum() / 12, rel=1e-14, abs=0)
     assert float(D.Estimate(0.25, 0.1)) == 0.25 and isinstance(float(D.Estimate(np.float32(0.5))), float)

@@ -60,9 +60,9 @@ def test_verdicts_fill_every_column_from_the_claim_window_and_margins():
                     a_claim=1 / 3, b_claim=2 / 3, allowance_b=0.0, outcome_d="consistent", outcome_eps="consistent",
                     verdict_d="consistent", verdict_eps="consistent", claim_on_structure=True)
     assert {k: main[k] for k in expected} == expected
-    assert main["allowance_a"] == pytest.approx(allowance_a, rel=1e-12)
-    assert main["margin_a"] == pytest.approx(margin_a, rel=1e-12)
-    assert main["margin_b"] == pytest.approx(margin_b, rel=1e-12)
+    assert main["allowance_a"] == pytest.approx(allowance_a, rel=1e-12, abs=0)
+    assert main["margin_a"] == pytest.approx(margin_a, rel=1e-12, abs=0)
+    assert main["margin_b"] == pytest.approx(margin_b, rel=1e-12, abs=0)
     proxy = v.iloc[1]
     assert (proxy["transfers"], proxy["outcome_d"], proxy["verdict_d"], proxy["claim_on_structure"]) == (
         "loose", "consistent", "inconclusive (proxy)", None)
@@ -154,8 +154,8 @@ def test_cost_log_allowance_uses_the_window_nstar_and_each_claimed_exponent():
                          log_factors=(LogFactor("cost", 1), LogFactor("d", 2)))}
     v = V.verdicts(pd.DataFrame([_ex("s", "tv_annealed", 0.30, 0.50, 0.50, 0.90)]), _nstar(), claims).iloc[0]
     scale = 1 / (math.log(100) - 1)
-    assert v["allowance_a"] == pytest.approx(scale / 3 + (2 / math.log(10) + 2 / math.log(100)) / 2, rel=1e-12)
-    assert v["allowance_b"] == pytest.approx(2 * scale / 3, rel=1e-12)
+    assert v["allowance_a"] == pytest.approx(scale / 3 + (2 / math.log(10) + 2 / math.log(100)) / 2, rel=1e-12, abs=0)
+    assert v["allowance_b"] == pytest.approx(2 * scale / 3, rel=1e-12, abs=0)
     assert v["log_factors"] == f"{LogFactor('cost', 1).describe()}; {LogFactor('d', 2).describe()}"
     # the threshold ln N = k + 1/2 itself is where the claim cannot be tested
     k = Fraction(math.log(100) - 0.5)

@@ -23,7 +23,7 @@ def test_ddpm_coefficients(variant):
     else:
         sigma2 = beta if variant == "large" else beta * (1 - ab_to) / (1 - ab_from)
         expect = (1 / math.sqrt(1 - beta), -beta / (math.sqrt(1 - beta) * s), math.sqrt(sigma2))
-    assert (float(a), float(b), float(c)) == pytest.approx(expect, rel=1e-14)
+    assert (float(a), float(b), float(c)) == pytest.approx(expect, rel=1e-14, abs=0)
 
 
 # the first term of the min binds when L > d (the last two rows), the second when L < d
@@ -33,7 +33,7 @@ def test_plmc_step_prescription(d, eps, L):
     first, second = eps ** (2 / 3) * L ** (-4 / 3), eps ** (2 / 3) * d ** (-1 / 3) / L
     assert (first < second) == (L > d)
     want = min(first, second)
-    assert alpha == pytest.approx(want, rel=1e-14)
+    assert alpha == pytest.approx(want, rel=1e-14, abs=0)
     assert K == max(math.ceil(want * L / eps**2), 1)
 
 
@@ -47,10 +47,10 @@ def test_factories_pass_their_arguments_on():
     from experiments.samplers.poisson_midpoint import ddpm_alpha_bar
     pmm = REGISTRY["pmm_ddpm"].make(4, N=200, beta_min=2e-4, beta_max=0.03, stride=2)
     assert pmm.N == 200 and list(pmm.levels[:3]) == [200, 198, 196]
-    assert pmm.alpha_bar == pytest.approx(ddpm_alpha_bar(200, 2e-4, 0.03)[pmm.levels], rel=1e-15)
+    assert pmm.alpha_bar == pytest.approx(ddpm_alpha_bar(200, 2e-4, 0.03)[pmm.levels], rel=1e-15, abs=0)
     plmc = REGISTRY["plmc"].make(10, K=4, horizon=3.0)
-    assert plmc.alpha == pytest.approx(0.3, rel=1e-15) and plmc.eta == pytest.approx(0.075, rel=1e-15)
+    assert plmc.alpha == pytest.approx(0.3, rel=1e-15, abs=0) and plmc.eta == pytest.approx(0.075, rel=1e-15, abs=0)
     pulmc = REGISTRY["pulmc"].make(10, K=4, gamma=3.0, horizon=3.0)
-    assert pulmc.gamma == 3.0 and pulmc.alpha == pytest.approx(0.3, rel=1e-15) and pulmc.K == 4
+    assert pulmc.gamma == 3.0 and pulmc.alpha == pytest.approx(0.3, rel=1e-15, abs=0) and pulmc.K == 4
     assert pulmc.draws_per_step == 8                             # two Gaussian vectors per fine step
     assert REGISTRY["pulmc"].make(10, horizon=3.0).K == 10       # the default K

@@ -44,7 +44,7 @@ def test_a_stride_equal_to_the_chain_length_is_one_fine_step():
 def test_factories_pass_the_noise_levels_on(name):
     kern = REGISTRY[name].make(10, horizon=2.0, level=0.25, init_level=4.0)
     assert kern.level == 0.25 and kern.end_time == 0.25 and kern.start_time(None) == 4.0
-    assert kern.alpha == pytest.approx(0.2, rel=1e-15)
+    assert kern.alpha == pytest.approx(0.2, rel=1e-15, abs=0)
 
 
 def test_documented_defaults():

@@ -167,10 +167,10 @@ def test_li_jiao_random_levels_interleave_with_grid():
     # tau_{k+1,0} = tau_{k,N/2}: block k+1 starts halfway through block k, on the same draw
     np.testing.assert_array_equal(aux["abar"] + aux["tau"] - 1.0 < 1e-15, True)
     assert np.all(k.start_time(aux)[:, 0] == aux["t"][:, 0]) and k.start_time(aux).shape == (5, 1)
-    assert k.end_time == pytest.approx(-0.5 * math.log1p(-b[40 + N // 2]), rel=1e-12)
+    assert k.end_time == pytest.approx(-0.5 * math.log1p(-b[40 + N // 2]), rel=1e-12, abs=0)
     # final="paper": (11a) to tau_{K,0}, then up to the top of its interval, hat tau = 1 - hat alpha_1
     kp = get("li_jiao").make(40, K=4, c0=2.0, c1=4.0, final="paper")
-    assert kp.end_time == pytest.approx(-0.5 * math.log1p(-b[40]), rel=1e-12) and kp.end_time > k.end_time
+    assert kp.end_time == pytest.approx(-0.5 * math.log1p(-b[40]), rel=1e-12, abs=0) and kp.end_time > k.end_time
     assert np.all(aux["tau"][:, 40] <= b[40])
 
 
@@ -292,14 +292,14 @@ def test_predictor_coefficients_are_the_variation_of_constants_integrals():
     out = rm_predictor_step(np.zeros((1, 1)), 2.0, h, np.full((1, 1), alpha), score)
     # midpoint = exact solution of dy/dr = y + 1 over [0, alpha h]:  int_0^{alpha h} e^{alpha h - v} dv
     mid_exact = integrate.quad(lambda v: math.exp(alpha * h - v), 0.0, alpha * h)[0]
-    assert calls[1][0, 0] == pytest.approx(mid_exact, rel=1e-12)
+    assert calls[1][0, 0] == pytest.approx(mid_exact, rel=1e-12, abs=0)
     # full step weight = h times the variation-of-constants kernel e^{h - v} at v = alpha h
-    assert out[0, 0] == pytest.approx(h * math.exp(h - alpha * h), rel=1e-13)
+    assert out[0, 0] == pytest.approx(h * math.exp(h - alpha * h), rel=1e-13, abs=0)
     # and its average over alpha is the whole integral int_0^h e^{h-v} dv (Gauss-Legendre in alpha)
     nodes, weights = np.polynomial.legendre.leggauss(20)
     a = 0.5 * (nodes + 1.0)
     avg = 0.5 * np.sum(weights * h * np.exp((1 - a) * h))
-    assert avg == pytest.approx(integrate.quad(lambda v: math.exp(h - v), 0.0, h)[0], rel=1e-12)
+    assert avg == pytest.approx(integrate.quad(lambda v: math.exp(h - v), 0.0, h)[0], rel=1e-12, abs=0)
 
 
 def _field(t):

@@ -64,14 +64,14 @@ def reseeded(tmp_path_factory):
 
 def test_family_geometry_and_lipschitz():
     gm = random_direction_mixture(12, 4, separation(12, 2.0), 1.0, seed=7)
-    assert np.allclose(np.linalg.norm(gm.means, axis=1), 2.0 * 12**0.25)
+    assert np.allclose(np.linalg.norm(gm.means, axis=1), 2.0 * 12**0.25, atol=0)
     again = random_direction_mixture(12, 4, separation(12, 2.0), 1.0, seed=7)
     assert np.array_equal(gm.means, again.means)                               # fixed per (seed, d)
     other = random_direction_mixture(13, 4, separation(13, 2.0), 1.0, seed=7)
-    assert not np.allclose(other.means[:, :12], gm.means)
+    assert not np.allclose(other.means[:, :12], gm.means, atol=0)
     an = random_direction_mixture(12, 4, 1.0, seed=7, spectrum=ANISO)
-    assert np.allclose(np.linalg.eigvalsh(an.covariances[0]), [0.1] * 6 + [2.0] * 6)
-    assert np.allclose(an.covariances, an.covariances[0])                      # shared: Lipschitz finite
+    assert np.allclose(np.linalg.eigvalsh(an.covariances[0]), [0.1] * 6 + [2.0] * 6, atol=0)
+    assert np.allclose(an.covariances, an.covariances[0], atol=0)                      # shared: Lipschitz finite
     for g in (gm, an):
         L = g.lipschitz(1e-3)
         assert np.isfinite(L) and L > 0

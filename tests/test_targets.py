@@ -219,8 +219,8 @@ def test_single_component_mixtures_are_the_grouped_gaussian(rng):
     z = gi.sample(50, 1.1, rng)
     np.testing.assert_allclose(gm.score(z, 1.1), gi.score(z, 1.1), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(gm.log_density(z, 1.1), gi.log_density(z, 1.1), rtol=1e-13)
-    assert gm.lipschitz(1.1) == pytest.approx(gi.lipschitz(1.1), rel=1e-12)
-    assert pm.lipschitz(0.4) == pytest.approx(gg.lipschitz(0.4), rel=1e-12)
+    assert gm.lipschitz(1.1) == pytest.approx(gi.lipschitz(1.1), rel=1e-12, abs=0)
+    assert pm.lipschitz(0.4) == pytest.approx(gg.lipschitz(0.4), rel=1e-12, abs=0)
 
 
 def test_product_mixture_full_coordinates_repeat_the_columns(rng):
@@ -486,13 +486,13 @@ def test_product_mixture_lipschitz_examples():
         assert np.all(bound >= grid * (1 - ROUND))
         # two equal-variance components: sup Var = (Delta m)^2/(4 v^2) is attained at the midpoint
         v = ou_variance(0.5, t)
-        assert bound[0] == pytest.approx((4 * np.exp(-t)) ** 2 / (4 * v**2) - 1 / v, rel=1e-12)
-        assert grid[0] == pytest.approx(bound[0], rel=1e-3)
+        assert bound[0] == pytest.approx((4 * np.exp(-t)) ** 2 / (4 * v**2) - 1 / v, rel=1e-12, abs=0)
+        assert grid[0] == pytest.approx(bound[0], rel=1e-3, abs=0)
         # three equally spaced components: the pairwise sums add the two adjacent pairs, whose sups
         # sit at different points, so the bound on sup Var is twice the truth (ratio 16/7 at t = 0)
         assert grid[1] * (1 - ROUND) <= bound[1] <= 2.5 * grid[1]
     # lipschitz_sup covers the small-t end
-    assert pm.lipschitz_sup(0.0) == pytest.approx(pm.lipschitz(0.0), rel=1e-12)
+    assert pm.lipschitz_sup(0.0) == pytest.approx(pm.lipschitz(0.0), rel=1e-12, abs=0)
 
 
 def _grid_max_2d(target, t, n=241):
@@ -561,8 +561,8 @@ def test_gaussian_mixture_equal_isotropic_is_the_range_bound():
     for t in (0.0, 0.1):
         v = ou_variance(0.5, t)
         D2 = np.exp(-2 * t) * 17.0
-        assert gm.lipschitz(t) == pytest.approx(max(1 / v, D2 / (4 * v**2) - 1 / v), rel=1e-12)
-        assert _grid_max_2d(gm, t, n=401) == pytest.approx(gm.lipschitz(t), rel=1e-3)
+        assert gm.lipschitz(t) == pytest.approx(max(1 / v, D2 / (4 * v**2) - 1 / v), rel=1e-12, abs=0)
+        assert _grid_max_2d(gm, t, n=401) == pytest.approx(gm.lipschitz(t), rel=1e-3, abs=0)
 
 
 def test_gaussian_mixture_unordered_covariances_are_not_lipschitz():

@@ -199,7 +199,7 @@ def test_negative_control_a_doubled_horizon_is_detected(name):
     assert mismatches(got, exp) == []
     assert mismatches(got, wrong) == [key]
     if key != "N":
-        assert abs(got[key] - wrong[key]) / abs(got[key]) == pytest.approx(1.0, rel=1e-12)   # 1e12 x the tolerance
+        assert abs(got[key] - wrong[key]) / abs(got[key]) == pytest.approx(1.0, rel=1e-12, abs=0)  # 1e12 x tol
 
 
 def test_negative_control_wrong_diffusion_horizon_formula_differs_everywhere():
@@ -234,7 +234,7 @@ def test_gupta_cai_chen_kernel_uses_the_preset_windows_and_corrector_time():
     k = spec.make(40 * N0, **p)
     assert k.N0 == N0 == 19
     np.testing.assert_allclose(k.windows, np.linspace(math.log(d / eps), DEFAULT_DELTA, N0 + 1), rtol=1e-13)
-    assert k.gamma == pytest.approx(math.sqrt(L), rel=1e-15)
+    assert k.gamma == pytest.approx(math.sqrt(L), rel=1e-15, abs=0)
     steps = [op for op in k.ops if op[0] == "ei"]
     assert len(steps) == N0 * k.M
     # every corrector step has size T_corr / M with T_corr = L^{-13/18} d^{-1/18}
@@ -245,15 +245,15 @@ def test_theorem_step_sizes():
     # the theorem's own step sizes (documented; the cost knob sweeps them): constants 1, m = 1
     for d, eps, L in POINTS:
         kappa = max(L, 1.0)
-        assert lang_mod.theorem_step_lmc(d, eps, L) == pytest.approx(eps**2 / d / L**2, rel=REL)
-        assert lang_mod.theorem_step_ulmc(d, eps, L) == pytest.approx(eps / math.sqrt(L * kappa * d), rel=REL)
+        assert lang_mod.theorem_step_lmc(d, eps, L) == pytest.approx(eps**2 / d / L**2, rel=REL, abs=0)
+        assert lang_mod.theorem_step_ulmc(d, eps, L) == pytest.approx(eps / math.sqrt(L * kappa * d), rel=REL, abs=0)
         er = eps / math.sqrt(d)
         lg = log1(1.0 / er)
         h_sl = min((er / (math.sqrt(kappa) * lg)) ** (1 / 3), (er / math.sqrt(lg)) ** (2 / 3))
-        assert lang_mod.theorem_step_shen_lee(d, eps, L) == pytest.approx(h_sl, rel=REL)
+        assert lang_mod.theorem_step_shen_lee(d, eps, L) == pytest.approx(h_sl, rel=REL, abs=0)
         alpha, K = pmm_mod.theorem_step_plmc(d, eps, L)
         a_ref = eps ** (2 / 3) * min(L ** (-4 / 3), d ** (-1 / 3) / L)
-        assert alpha == pytest.approx(a_ref, rel=REL) and Ceil(a_ref * L / eps**2).accepts(K)
+        assert alpha == pytest.approx(a_ref, rel=REL, abs=0) and Ceil(a_ref * L / eps**2).accepts(K)
 
 
 def test_gupta_cai_chen_pred_share_is_the_ratio_of_theory_call_counts():
@@ -262,7 +262,7 @@ def test_gupta_cai_chen_pred_share_is_the_ratio_of_theory_call_counts():
     T = math.log(1e4)
     pred = 2 * T / (0.1 ** (2 / 3) * 2 ** (-14 / 9) * 1000 ** (-7 / 18))
     corr = 19 * (2 ** (-13 / 18) * 1000 ** (-1 / 18)) / (0.1 * 2 ** (-25 / 18) * 1000 ** (-17 / 36))
-    assert p["pred_share"] == pytest.approx(pred / (pred + corr), rel=1e-12)
+    assert p["pred_share"] == pytest.approx(pred / (pred + corr), rel=1e-12, abs=0)
     assert 0.40 < p["pred_share"] < 0.41                                     # 0.4075
 
 
