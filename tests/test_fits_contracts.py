@@ -104,3 +104,36 @@ def test_local_slopes_of_a_table_without_pairs_is_empty_with_its_columns():
     ls = fits.local_slopes(one_point)
     assert ls.empty
     assert list(ls.columns) == ["sampler", "metric", "direction", "fixed", "x_lo", "x_hi", "x_mid", "slope"]
+
+
+def test_a_table_without_the_needed_columns_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"^df must have columns \['d', 'eps', 'nstar'\]; missing \['nstar'\]$"):
+        fits.clean(grid_table().drop(columns="nstar"))
+
+
+def test_an_exact_fit_has_zero_residual_degrees_of_freedom():
+    f = fits.fit_joint(grid_table().iloc[[0, 1, 5]]).iloc[0]          # three points, three parameters
+    assert f["df_resid"] == 0 and np.isfinite(f["a"]) and np.isnan(f["a_lo"])
+
+
+def test_the_log_term_column_appears_only_when_asked_for():
+    assert "g" not in fits.fit_joint(grid_table()).columns
+    assert {"g", "g_se", "g_lo", "g_hi"} <= set(fits.fit_joint(grid_table(), log_term=True).columns)
+
+
+def test_slices_group_by_the_columns_given_and_describe_their_drops():
+    df = grid_table(variant="theory")
+    df.loc[0, ["nstar", "crossing"]] = [np.nan, "above_grid"]
+    at_d = fits.fit_fixed_d(df, by=["sampler"])
+    assert list(at_d.columns[:2]) == ["sampler", "d"] and "variant" not in at_d.columns
+    first = at_d[at_d["d"] == 10.0].iloc[0]
+    assert first["n"] == 4 and first["dropped"] == "1 above_grid"
+    windowed = fits.fit_fixed_d(df, window={"eps": (0.01, 0.1)})
+    assert (windowed["range"] == "eps in [0.01, 0.1]").all()
+
+
+def test_a_slice_without_usable_points_says_so():
+    df = grid_table()
+    df.loc[df["d"] == 10.0, ["nstar", "crossing"]] = [np.nan, "above_grid"]
+    row = fits.fit_fixed_d(df).set_index("d").loc[10.0]
+    assert row["n"] == 0 and row["range"] == "no points" and row["reason"] == "no usable points"
