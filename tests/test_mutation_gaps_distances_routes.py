@@ -343,3 +343,18 @@ def test_one_dimensional_tv_where_both_densities_vanish_on_whole_intervals():
     fine = np.linspace(0.0, 3.0, 1_200_001)
     diff = np.interp(fine, x, p.density) - np.interp(fine, x, q.density)
     assert est.value == pytest.approx(0.5 * np.trapezoid(np.abs(diff), fine), abs=2e-5)
+
+
+def test_variances_with_too_many_dimensions_are_rejected_by_name():
+    with pytest.raises(ValueError, match=r"^var_p must have 0 or 1 or 2 dimension\(s\), got shape \(1, 1, 2\)$"):
+        D.tv_product_gaussian_mc(np.zeros(2), np.ones((1, 1, 2)), 0.0, 1.0, 1)
+
+
+def test_a_q_column_on_another_grid_of_the_same_size_is_interpolated_onto_ps_grid():
+    # P and Q both N(0, 1), tabulated on grids of 2001 points with different spacings: q is read through
+    # its interpolated log-density (q.logpdf), not position by position. Then KL(P||Q) is the mean error
+    # of interpolating -x^2/2 linearly between q's nodes, h^2/12 (h = 21/2000); position by position 2.5e-3
+    x, xq = np.linspace(-10.0, 10.0, 2001), np.linspace(-10.5, 10.5, 2001)
+    p, q = D.ColumnDensity(x, np.exp(-0.5 * x**2)), D.ColumnDensity(xq, np.exp(-0.5 * xq**2))
+    h = xq[1] - xq[0]
+    assert D.kl_product_density(p, q, 1) == pytest.approx(h**2 / 12, rel=0.01, abs=0)
