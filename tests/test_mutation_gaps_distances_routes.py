@@ -358,3 +358,17 @@ def test_a_q_column_on_another_grid_of_the_same_size_is_interpolated_onto_ps_gri
     p, q = D.ColumnDensity(x, np.exp(-0.5 * x**2)), D.ColumnDensity(xq, np.exp(-0.5 * xq**2))
     h = xq[1] - xq[0]
     assert D.kl_product_density(p, q, 1) == pytest.approx(h**2 / 12, rel=0.01, abs=0)
+
+
+def test_annealed_tv_of_a_mixture_with_one_draw_beyond_any_float_shift():
+    # draw 1 is shifted by 1e200 (disjoint from Q in floating point), draw 0 by 0.1 in one coordinate:
+    # TV(Pbar, Q) = (1/2) [ int |p0/2 - q| + 1/2 ] with the integral over the shifted coordinate only.
+    # The Monte Carlo clips such shifts (to 1e100) before squaring them; unclipped, the value is NaN
+    from scipy import integrate, stats
+
+    law = SimpleNamespace(mean=np.array([[0.1, 0.0], [1e200, 0.0]]), var=np.ones((2, 2)), target_mean=np.zeros(2),
+                          target_var=np.ones(2), multiplicities=np.array([1, 3]))
+    est = D.annealed_tv(law, rng=np.random.default_rng(0))
+    inner, _ = integrate.quad(lambda x: abs(0.5 * stats.norm.pdf(x, 0.1) - stats.norm.pdf(x)), -12, 12,
+                              points=[10 * math.log(2) + 0.05], epsabs=1e-12, limit=200)   # p0/2 = q there
+    assert abs(est.value - 0.5 * (inner + 0.5)) <= 5 * est.stderr
