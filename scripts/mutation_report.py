@@ -30,9 +30,9 @@ source changed), and ``--mutants`` with the names of earlier survivors checks th
 ``[mutation_report_data]``: the committed ``results/`` and ``figures/`` for the report module, without the
 sampler cache), writes a ``setup.cfg`` there whose ``[mutmut]`` section is the repository's with
 ``only_mutate`` set to the module and ``pytest_add_cli_args_test_selection`` set to the module's tests from
-the repository's ``[mutation_report]`` section (setup.cfg), and runs ``mutmut run`` in that folder. The work tree itself is never modified. A rerun of the same module resumes
-(mutmut keeps its results in ``build/mutation/<module>/mutants/``); ``--fresh`` starts over (needed after a
-change of the code or tests). To look at one surviving mutant::
+the repository's ``[mutation_report]`` section (setup.cfg), and runs ``mutmut run`` in that folder. The work
+tree itself is never modified. A rerun of the same module resumes (mutmut keeps its results in
+``build/mutation/<module>/mutants/``); ``--fresh`` starts over (needed after a change of the code or tests). To look at one surviving mutant::
 
     cd build/mutation/experiments__complexity && mutmut show <mutant name>
 
