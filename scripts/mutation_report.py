@@ -32,7 +32,8 @@ sampler cache), writes a ``setup.cfg`` there whose ``[mutmut]`` section is the r
 ``only_mutate`` set to the module and ``pytest_add_cli_args_test_selection`` set to the module's tests from
 the repository's ``[mutation_report]`` section (setup.cfg), and runs ``mutmut run`` in that folder. The work
 tree itself is never modified. A rerun of the same module resumes (mutmut keeps its results in
-``build/mutation/<module>/mutants/``); ``--fresh`` starts over (needed after a change of the code or tests). To look at one surviving mutant::
+``build/mutation/<module>/mutants/``); ``--fresh`` starts over (needed after a change of the code or tests).
+To look at one surviving mutant::
 
     cd build/mutation/experiments__complexity && mutmut show <mutant name>
 
