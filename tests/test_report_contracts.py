@@ -56,3 +56,19 @@ def test_write_report_passes_its_progress_callback_to_the_figures(tmp_path):
     paths = report.write_report(tmp_path, tmp_path / "fig", progress=lines.append)
     assert paths and lines
     assert np.all([isinstance(line, str) for line in lines])
+
+
+def test_the_verdicts_allow_for_the_ladder_resolution_of_the_run(tmp_path):
+    # the synthetic run's ladder: 10 costs from 4 to 4000 (rounded), a step of ~10^(1/3); half its median log
+    # spacing over the log range of d (10..1000) and of 1/eps (10..100) is the verdicts' margin, above the
+    # fixed 1/24 and 1/12. The default half step (ln 2 / 4, the main runs' ladder) would give 1/24 and 1/12
+    from tests.test_analysis import _synthetic_results
+
+    _synthetic_results(tmp_path)
+    costs = np.unique(np.round(np.geomspace(4, 4000, 10)).astype(int))
+    half = 0.5 * float(np.median(np.diff(np.log(costs))))
+    v = report.analyse(tmp_path)["verdicts"]
+    assert len(v) == 2
+    assert np.allclose(v["margin_a"], half / math.log(100.0), rtol=1e-12, atol=0)
+    primary = v[v["estimator"] == "N* power law"].iloc[0]
+    assert primary["margin_b"] == pytest.approx(half / math.log(10.0), rel=1e-12, abs=0)
