@@ -50,7 +50,8 @@ def _running(pid: int) -> bool:
 
 
 def _start(out: Path):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # faulthandler: a run that hangs is sent SIGABRT below and prints every thread's stack
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen([sys.executable, "-m", "experiments.scaling", *CMD, "--out", str(out)], cwd=out.parent,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -82,6 +83,10 @@ def test_interrupt_stops_within_seconds_with_one_line(tmp_path, how):
         os.kill(proc.pid, signal.SIGTERM)
     try:
         _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGABRT)                            # the hung run's stacks, for the report
+        _, err = proc.communicate(timeout=20)
+        pytest.fail(f"the run did not stop within 20 s of {how}; its threads when aborted:\n{err[-8000:]}")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
