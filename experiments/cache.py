@@ -75,13 +75,23 @@ def _abandoned(tmp: Path) -> bool:
     pid = next((int(w) for w in reversed(parts[:-2]) if w.isdigit()), None)
     if pid is None:
         return True                       # an old-style name without a pid
+    return not _process_runs(pid)
+
+
+def _process_runs(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie. A worker killed with its parent stays a zombie
+    until its new parent reaps it (in a container, perhaps never), and a zombie writes nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:               # someone else's process: assume it is writing
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):         # no /proc (not Linux), or it just exited
+        return True
+    return state not in ("Z", "X")
 
 
 def _remove(p: Path) -> None:

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from experiments import cache
 from experiments.scaling import main
 
@@ -108,6 +110,23 @@ def test_a_temporary_file_of_a_live_writer_is_left_alone(tmp_path):
     os.utime(live, (stale, stale))
     cache.CellCache(root)
     assert not live.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process state read from /proc")
+def test_a_temporary_file_of_a_zombie_writer_is_removed(tmp_path):
+    # a worker SIGKILLed with its parent is a zombie until reaped: it exists for kill(pid, 0) but writes nothing
+    writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while time.time() < deadline and cache._process_runs(writer.pid):     # exited, not yet reaped by us
+        time.sleep(0.01)
+    os.kill(writer.pid, 0)                                                # ... yet it still exists
+    root = tmp_path / "cache"
+    root.mkdir()
+    zombie = root / f".law-a.json.{writer.pid}.abcd1234.tmp"
+    zombie.write_text("half")
+    cache.CellCache(root)
+    writer.wait()
+    assert not zombie.exists()
 
 
 def test_cache_entries_are_checksummed_and_written_atomically(tmp_path):
