@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -49,12 +50,27 @@ def _running(pid: int) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _sigint_caught():
+    """SIGINT caught (not ignored) in this process while a child is started, so the child starts with SIGINT at
+    its default, as a shell's foreground job does. A test run started as a background job of a non-interactive
+    shell (``pytest &``, as some CI runners do) inherits SIGINT *ignored*; exec keeps an ignored signal ignored,
+    Python then installs no KeyboardInterrupt handler, and the run under test would rightly ignore Ctrl-C too
+    (the convention for background jobs). A caught signal is reset to its default by exec."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _start(out: Path):
     # faulthandler: a run that hangs is sent SIGABRT below and prints every thread's stack
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONFAULTHANDLER="1")
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.scaling", *CMD, "--out", str(out)], cwd=out.parent,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    with _sigint_caught():
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.scaling", *CMD, "--out", str(out)],
+                                cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "cache").glob("*.json"))) < 6:
         if proc.poll() is not None:
