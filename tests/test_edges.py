@@ -115,8 +115,8 @@ def test_kl_observed_variance_ratio_1e16_is_finite():
         assert abs(back / float(mp_kl(0.0, 1.0, 0.0, ratio, 1)) - 1) < 4e-15
 
 
-@pytest.mark.parametrize("k", [2.0**63, 1e19, 2.5, math.nan, math.inf, -1, 0, True, np.uint64(2**63), 2**63,
-                               2**64, "3", np.float64(1e300), [1, 2]])
+@pytest.mark.parametrize("k", [2.0**63, 1e19, 2.5, math.nan, math.inf, -1, 0, 0.0, -2.0, True, np.uint64(2**63),
+                               2**63, 2**64, "3", np.float64(1e300), [1, 2]])
 def test_bad_multiplicities_raise_value_error_naming_them(k):
     with pytest.raises(ValueError, match=r"\bmultiplicities\b"):
         D.gaussian_kl([0.1], [1.0], [0.0], [1.0], [k] if not isinstance(k, list) else k)
@@ -127,6 +127,9 @@ def test_large_but_valid_multiplicities():
     for k in (2.0**62, 2**63 - 1, np.int64(2**62), np.uint64(2**62), 9007199254740993):
         got = D.gaussian_kl([0.1], [1.2], [0.0], [1.0], [k], direction="output_target")[0]
         assert got > 0 and got == pytest.approx(per * float(int(k)), rel=4e-15, abs=0)
+    # an object array (Python ints, as pandas hands them over) up to the same limit
+    top = D.gaussian_kl([0.1], [1.2], [0.0], [1.0], np.array([2**63 - 1], dtype=object), direction="output_target")
+    assert top[0] == pytest.approx(per * float(2**63 - 1), rel=4e-15, abs=0)
     # the dimension d = sum k must fit in int64 too
     with pytest.raises(ValueError, match=r"\bmultiplicities\b"):
         D.gaussian_kl([0.1, 0.2], [1.2, 1.0], [0.0, 0.0], [1.0, 1.0], [2**62, 2**62])

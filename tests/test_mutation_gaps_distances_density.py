@@ -181,3 +181,23 @@ def test_q_may_vanish_where_p_does():
     kl = D.kl_product_density(p, q, 1)
     # p = [1, 0, 1], q = [0.5, 0, 1.5] on the weights [0.5, 1, 0.5]
     assert kl == pytest.approx(0.5 * math.log(2.0) + 0.5 * math.log(2.0 / 3.0), rel=1e-14, abs=0)
+    # the same q as a callable: its zero is accepted too (only negative or non-finite values are refused)
+    q_call = D.kl_product_density(p, lambda t: np.interp(t, x, [1.0, 0.0, 3.0]), 1)
+    assert q_call == pytest.approx(kl, rel=1e-14, abs=0)
+
+
+@pytest.mark.parametrize("k", [12, 20])
+def test_cf_route_doubles_its_cutoff_until_a_slowly_decaying_cf_is_small(k):
+    # a variance ratio of 1.5 (no shift): L is a shifted 0.25 chi-square_k, whose CF decays only like
+    # (1 + theta^2 / 4)^(-k/4); at the first cutoff 16 / sig its modulus / U is ~1e-6 (k = 12), so the search
+    # must double U twice before the truncation is below tol / 4. Measured: error 7e-15 and bound 1e-11 at
+    # k = 12; stopping at the first cutoff gives an error of 7e-9 and a bound of 1.5e-5. The grid (h = 1e-3)
+    # resolves theta up to ~150.
+    grid = np.linspace(-12, 12, 24001)
+    P = D.ColumnDensity(grid, stats.norm.pdf(grid, 0.0, math.sqrt(1.5)))
+    Q = D.ColumnDensity.from_callable(stats.norm.pdf, grid)
+    est = D.tv_product_density(P, Q, k)
+    exact = D.tv_product_gaussian([0.0], [1.5], [0.0], [1.0], k)       # ncx2 closed form
+    assert est.method == "CF inversion (smoothed Gil-Pelaez) of the grid CF"
+    assert est.error_bound < 1e-9                                       # the default tol is met
+    assert abs(est.value - exact.value) <= est.error_bound + 1e-14 * k + exact.error_bound

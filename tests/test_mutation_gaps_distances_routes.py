@@ -233,6 +233,7 @@ def test_p_on_part_of_qs_support_with_a_constant_llr(k):
     zp, zq = np.trapezoid((x <= 1.0).astype(float), x), np.trapezoid(np.ones_like(x), x)
     e = D.tv_product_density(p, q, k)
     assert e.value == pytest.approx(1.0 - (zp / zq) ** k, abs=1e-15)
+    assert (e.stderr, e.n) == (0.0, 0) and e.error_bound == 2.3e-16       # exact: no draws, rounding only
     # the same laws on a fine grid (an LLR variance of rounding size, not exactly 0) agree within the bound
     xf = np.linspace(0.0, 2.0, 4001)
     fine = D.tv_product_density(D.ColumnDensity(xf, density=(xf <= 1.0).astype(float)),
@@ -305,6 +306,8 @@ def test_tolerance_and_means_are_checked_by_name():
     params, logbc = _one_coordinate(0.3, 1.2)
     with pytest.raises(ValueError, match=r"^method must be 'smoothed' or 'gil-pelaez', got 'plain'$"):
         D._cf_tv(params, logbc=logbc, method="plain")
+    with pytest.raises(ValueError, match=r"^method 'gil-pelaez' needs the Q-side parameters$"):
+        D._cf_tv(params, logbc=logbc, method="gil-pelaez")
 
 
 def test_cf_tv_of_two_laws_uses_the_method_asked_for():
@@ -372,3 +375,26 @@ def test_annealed_tv_of_a_mixture_with_one_draw_beyond_any_float_shift():
     inner, _ = integrate.quad(lambda x: abs(0.5 * stats.norm.pdf(x, 0.1) - stats.norm.pdf(x)), -12, 12,
                               points=[10 * math.log(2) + 0.05], epsabs=1e-12, limit=200)   # p0/2 = q there
     assert abs(est.value - 0.5 * (inner + 0.5)) <= 5 * est.stderr
+
+
+def test_exact_tv_rows_are_float_arrays_whatever_route_each_row_took():
+    # replicates.py reads _tv_rows' per-draw values and bounds as float arrays (np.isfinite, sums): a row set
+    # that mixes the Bhattacharyya shortcut (draw 0, variance ratio 1e-30) with ncx2 (draw 1) must not
+    # come back as an object array
+    mp, sp = np.array([[0.0], [0.1]]), np.array([[1e-30], [1.2]])
+    vals, bounds, method = D._tv_rows(mp, sp, np.zeros(1), np.ones(1), np.array([3]), D.CF_TOL)
+    assert vals.dtype == np.float64 and bounds.dtype == np.float64
+    assert method.startswith("Bhattacharyya bounds") and method.endswith("; exact (ncx2 ball / erf half-space)")
+    assert np.all(np.isfinite(bounds)) and np.all(bounds > 0)
+
+
+def test_cf_inversion_of_a_small_llr_spread_matches_the_erf_closed_form():
+    # two identical groups of a pure mean shift: TV = erf(|Delta| / (2 sqrt 2)) with |Delta| = 0.01 sqrt(100),
+    # an LLR of standard deviation sig = 0.1 (TV 0.04, far from the interval shortcut). Measured: error 3e-17,
+    # bound 9e-16. (Cutting the inversion at 16 sig instead of 16 / sig changes neither: the tail quadrature
+    # beyond the cutoff is as accurate here, so that slip is not visible in the value.)
+    mp, sp = np.array([0.01, 0.01]), np.ones(2)
+    est = D.tv_product_gaussian_cf(mp, sp, np.zeros(2), np.ones(2), [50, 50])
+    ref = math.erf(0.1 / (2 * math.sqrt(2)))
+    assert est.method == "CF inversion (smoothed)"
+    assert abs(est.value - ref) <= est.error_bound + 1e-15 and est.error_bound < 1e-10
