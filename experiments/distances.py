@@ -537,10 +537,11 @@ def _tv_iso_ncx2(a, s2, b, r2, k):
 
             xp_, xq_, k_, lp_, lq_ = xp[ok], xq[ok], kk[ok], lam_p[ok], lam_q[ok]
             with np.errstate(under="ignore"):
-                pb, qb = dist(xp_, k_, lp_, "cdf"), dist(xq_, k_, lq_, "cdf")
                 psf, qsf = dist(xp_, k_, lp_, "sf"), dist(xq_, k_, lq_, "sf")
-            # TV = P(B) - Q(B) = Q(B^c) - P(B^c): use the form with the smaller numbers
-            res[ok] = np.where(pb > 0.5, qsf - psf, pb - qb)
+            # TV = P(B) - Q(B) = Q(B^c) - P(B^c), the second form because P(B) > 1/2: the threshold xp is above
+            # the mean k + lam_p of P's ncx2 ((hi/gap) log(hi/lo) >= 1 and lam_q >= lam_p), and an ncx2's
+            # median lies below its mean; so P(B^c) < 1/2 and neither sf is a difference from 1
+            res[ok] = qsf - psf
         out[ne] = res
     bad = ~np.isfinite(out) | (out < -1e-12) | (out > 1 + 1e-12)
     out[bad] = np.nan

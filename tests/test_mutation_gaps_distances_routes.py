@@ -85,6 +85,30 @@ def test_an_exact_tv_reports_no_standard_error_and_no_samples():
 
 # ---- ncx2's far-tail test (k >= CHI2_TAIL_DF) -------------------------------------------------------
 
+@pytest.mark.parametrize("k", [1, 2, 7, 100, 10**4, 10**6])
+def test_the_narrower_law_puts_more_than_half_its_mass_on_the_ball_where_it_dominates(k):
+    # _tv_iso_ncx2 forms TV = Q(B^c) - P(B^c) only, which is the small-number form because P(B) > 1/2 for the
+    # narrower law P. Here B = {p > q} = {|x - c|^2 < rho^2} is derived from the two densities directly,
+    # and P(B) = P(ncx2_k(k (a - c)^2 / s2) < rho^2 / s2); mass within 1e-3 of 1/2 (k = 1e6, ratio near 1)
+    # is still above it
+    from scipy import stats
+    worst = 1.0
+    for ratio in (1.0 + 1e-6, 1.0 + 1e-3, 1.05, 2.0, 50.0):
+        for shift in (0.0, 1e-4, 0.01, 0.3, 3.0):
+            s2, r2, a, b = 1.0, ratio, shift, 0.0                 # P = N(a 1, s2 I) narrower than Q = N(b 1, r2 I)
+            # log p - log q = -(k/2) log(s2/r2) - |x - a|^2/(2 s2) + |x - b|^2/(2 r2) > 0: a ball around c
+            c = (a * r2 - b * s2) / (r2 - s2)
+            rho2 = (k * math.log(r2 / s2) + k * (a - b) ** 2 / (r2 - s2)) * s2 * r2 / (r2 - s2)
+            lam = k * (a - c) ** 2 / s2
+            mass = stats.ncx2.cdf(rho2 / s2, k, lam) if lam > 0 else stats.chi2.cdf(rho2 / s2, k)
+            worst = min(worst, mass)
+            tv = D._tv_iso_ncx2(a, s2, b, r2, k)
+            if np.isfinite(tv):                                    # and TV = P(B) - Q(B) with the same ball
+                q_mass = stats.ncx2.cdf(rho2 / r2, k, k * (b - c) ** 2 / r2) if b != c else stats.chi2.cdf(rho2 / r2, k)
+                assert tv == pytest.approx(mass - q_mass, abs=1e-9)
+    assert 0.5 < worst
+
+
 def test_ncx2_route_is_declined_exactly_when_one_threshold_is_beyond_the_tail_limit():
     # equal means, k = 1e5: at s2 = 1.0357 both thresholds are within 4 sd of their means (z = 3.94, -3.90),
     # ncx2 answers; at s2 = 1.03642479 one is beyond (z_p = 4.02) and the other is not (z_q = -3.98):
@@ -375,6 +399,11 @@ def test_annealed_tv_of_a_mixture_with_one_draw_beyond_any_float_shift():
     inner, _ = integrate.quad(lambda x: abs(0.5 * stats.norm.pdf(x, 0.1) - stats.norm.pdf(x)), -12, 12,
                               points=[10 * math.log(2) + 0.05], epsabs=1e-12, limit=200)   # p0/2 = q there
     assert abs(est.value - 0.5 * (inner + 0.5)) <= 5 * est.stderr
+
+
+def test_multiplicities_of_the_wrong_length_are_reported_with_their_shape():
+    with pytest.raises(ValueError, match=r"^multiplicities must have shape \(2,\) \(one per group\), got \(3,\)$"):
+        D.gaussian_kl([0.1, 0.2], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0], [1, 2, 3])
 
 
 def test_exact_tv_rows_are_float_arrays_whatever_route_each_row_took():
