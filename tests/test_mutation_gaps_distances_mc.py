@@ -71,6 +71,7 @@ def test_stability_rows_are_annealed_tv_on_the_first_quarter_half_and_all_draws_
     replay = np.random.default_rng(5)
     expect = [(m, D.annealed_tv(law, n_samples=400, rng=replay, n_draws=m)) for m in (2, 4, 8)]
     assert rows == expect
+    assert all(type(m) is int for m, _ in rows)                       # draw counts, not 2.0 (M / 4)
     assert len({e.value for _, e in rows}) == 3                       # three different subsets
     small = SimpleNamespace(**{**vars(law), "mean": law.mean[:3], "var": law.var[:3]})
     assert [m for m, _ in D.annealed_tv_stability(small, n_samples=400)] == [1, 3]    # max(1, M // 4) = 1

@@ -46,6 +46,15 @@ def test_atan_minus_against_mpmath(y):
     assert float(D._atan_minus(y)) == pytest.approx(ref, rel=1e-15 if abs(y) < 0.1 else 1e-13, abs=0)
 
 
+@pytest.mark.parametrize("y", [0.5, 0.999, 1.0, 1.5, 3.0, 20.0, 400.0, 1e6])
+def test_log_cosh_against_mpmath(y):
+    # two forms, switched at |y| = 1: log1p(2 sinh(y/2)^2) below, |y| - log 2 + log1p(exp(-2|y|)) above.
+    # It enters log BC through a variance ratio of e^4 = 55 or more (0.5 log ratio >= 1)
+    ref = float(mpmath.log(mpmath.cosh(mpmath.mpf(y))))
+    assert float(D._log_cosh(y)) == pytest.approx(ref, rel=4e-16, abs=0)
+    assert float(D._log_cosh(-y)) == float(D._log_cosh(y))
+
+
 # ---- input handling ---------------------------------------------------------------------------------
 
 def test_a_single_multiplicity_is_broadcast_to_every_group_and_object_ints_are_accepted():
@@ -387,18 +396,37 @@ def test_a_q_column_on_another_grid_of_the_same_size_is_interpolated_onto_ps_gri
     assert D.kl_product_density(p, q, 1) == pytest.approx(h**2 / 12, rel=0.01, abs=0)
 
 
-def test_annealed_tv_of_a_mixture_with_one_draw_beyond_any_float_shift():
-    # draw 1 is shifted by 1e200 (disjoint from Q in floating point), draw 0 by 0.1 in one coordinate:
+@pytest.mark.parametrize("mean1, var1", [(1e200, 1.0), (-1e200, 1.0), (0.0, 1.7e308), (0.0, 1e-300)])
+def test_annealed_tv_of_a_mixture_with_one_draw_beyond_any_float_shift(mean1, var1):
+    # draw 1 is shifted by +-1e200 or has a variance of 1.7e308 or 1e-300 (disjoint from Q and from draw 0 in
+    # floating point), draw 0 is shifted by 0.1 in one coordinate:
     # TV(Pbar, Q) = (1/2) [ int |p0/2 - q| + 1/2 ] with the integral over the shifted coordinate only.
-    # The Monte Carlo clips such shifts (to 1e100) before squaring them; unclipped, the value is NaN
+    # The Monte Carlo clips such shifts (to +-1e100) and ratios (to [1e-200, 1e200]) first; unclipped, the
+    # shift -1e200 or the variance 1.7e308 gives NaN
     from scipy import integrate, stats
 
-    law = SimpleNamespace(mean=np.array([[0.1, 0.0], [1e200, 0.0]]), var=np.ones((2, 2)), target_mean=np.zeros(2),
-                          target_var=np.ones(2), multiplicities=np.array([1, 3]))
+    law = SimpleNamespace(mean=np.array([[0.1, 0.0], [mean1, 0.0]]), var=np.array([[1.0, 1.0], [var1, 1.0]]),
+                          target_mean=np.zeros(2), target_var=np.ones(2), multiplicities=np.array([1, 3]))
     est = D.annealed_tv(law, rng=np.random.default_rng(0))
     inner, _ = integrate.quad(lambda x: abs(0.5 * stats.norm.pdf(x, 0.1) - stats.norm.pdf(x)), -12, 12,
                               points=[10 * math.log(2) + 0.05], epsabs=1e-12, limit=200)   # p0/2 = q there
     assert abs(est.value - 0.5 * (inner + 0.5)) <= 5 * est.stderr
+
+
+def test_the_tolerance_message_states_the_range():
+    with pytest.raises(ValueError, match=r"^tol must lie in \[1e-15, 0\.5\] \(an absolute tolerance on TV\), got 0\.7$"):
+        D.tv_isotropic(0.1, 1.0, 0.0, 1.0, 2, tol=0.7)
+
+
+@pytest.mark.parametrize("s2, k", [(1.0, 1), (2.0, 3), (0.25, 10)])
+def test_half_space_route_with_a_common_variance(s2, k):
+    # equal variances: TV = 2 Phi(|a - b| sqrt(k) / (2 s)) - 1 = erf(|a - b| sqrt(k) / (2 sqrt(2 s2)))
+    for shift in (0.3, 15.0 * math.sqrt(s2 / k)):        # ... and a TV within 2e-13 of 1 (not NaN'd as > 1)
+        ref = math.erf(shift * math.sqrt(k) / (2.0 * math.sqrt(2.0 * s2)))
+        assert D._tv_iso_ncx2(shift, s2, 0.0, s2, k) == pytest.approx(ref, rel=1e-15, abs=0)
+        # the public function: exact at 0.3; near 1 the Bhattacharyya interval is narrower than tol (1e-10), and
+        # its midpoint, 3e-13 from the value, is returned by design
+        assert abs(D.tv_isotropic(-shift, s2, 0.0, s2, k) - ref) <= (1e-15 if shift == 0.3 else D.CF_TOL)
 
 
 def test_multiplicities_of_the_wrong_length_are_reported_with_their_shape():
