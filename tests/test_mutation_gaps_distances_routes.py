@@ -414,7 +414,8 @@ def test_annealed_tv_of_a_mixture_with_one_draw_beyond_any_float_shift(mean1, va
 
 
 def test_the_tolerance_message_states_the_range():
-    with pytest.raises(ValueError, match=r"^tol must lie in \[1e-15, 0\.5\] \(an absolute tolerance on TV\), got 0\.7$"):
+    message = r"^tol must lie in \[1e-15, 0\.5\] \(an absolute tolerance on TV\), got 0\.7$"
+    with pytest.raises(ValueError, match=message):
         D.tv_isotropic(0.1, 1.0, 0.0, 1.0, 2, tol=0.7)
 
 
