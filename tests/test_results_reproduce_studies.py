@@ -2,9 +2,10 @@
 is recomputed from its committed parameters and seed and must equal the committed row.
 
 Why this study: its Monte Carlo cells were once committed stale (the ``mix_aniso`` rows of the set written on
-2026-12-03 differed from what that code and the present code compute by 10-80% in KL, and one ε-verdict went
-from *consistent* to *inconclusive* when the set was regenerated); ``tests/test_results_reproduce.py`` covers the
-main run only. A cell takes ~0.06 s (d = 4, n = 400 draws).
+2026-12-03 differed by 10-80% in KL from what the present code computes, and from what the code named in that
+set's metadata computes, checked on one cell; one ε-verdict went from *consistent* to *inconclusive* when the set
+was regenerated); ``tests/test_results_reproduce.py`` covers the main run only. A cell takes ~0.06 s (d = 4,
+n = 400 draws).
 
 Tolerance: 1e-9 relative (the computation is deterministic given the seed; the slack covers summation order in
 BLAS, and a rerun on this machine agrees to 2e-15).
