@@ -456,3 +456,41 @@ def test_cf_inversion_of_a_small_llr_spread_matches_the_erf_closed_form():
     ref = math.erf(0.1 / (2 * math.sqrt(2)))
     assert est.method == "CF inversion (smoothed)"
     assert abs(est.value - ref) <= est.error_bound + 1e-15 and est.error_bound < 1e-10
+
+
+def test_ncx2_far_tail_test_uses_the_noncentral_variance():
+    # shift 0.0097, variance ratio 1.0337, k = 1e5: z_p = (x_p - k - lam_p) / sqrt(2 (k + 2 lam_p)) = 4.03 with
+    # lam_p = 8,300 (beyond the limit of 4: ncx2 declined, the CF route answers), while z_q = -3.98 is within
+    # it. Counting the noncentrality 3 times in the variance would give z_p = 3.89 and keep ncx2 in its
+    # inaccurate far tail
+    assert np.isnan(D._tv_iso_ncx2(0.0097, 1.0337, 0.0, 1.0, 1e5))
+    cf = D.tv_product_gaussian_cf(0.0097, 1.0337, 0.0, 1.0, [10**5])
+    assert D.tv_isotropic(0.0097, 1.0337, 0.0, 1.0, 10**5) == pytest.approx(cf.value, abs=1e-12)
+
+
+def test_multi_group_rows_pass_the_callers_tolerance_to_the_inversion(monkeypatch):
+    seen = []
+    inner = D._cf_tv
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("tol"))
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(D, "_cf_tv", spy)
+    est = D.tv_product_gaussian([0.1, 0.2], [1.1, 0.9], [0.0, 0.0], [1.0, 1.0], [2, 3], tol=1e-4)
+    assert seen == [1e-4] and est.error_bound <= 1e-4
+
+
+def test_smaller_input_contracts():
+    # laws equal in every group: the route says so
+    assert D.tv_product_gaussian([0.1, 0.2], [1.0, 1.5], [0.1, 0.2], [1.0, 1.5], [2, 3]) == \
+        D.Estimate(0.0, 0.0, 0, "identical laws", 0.0)
+    # a single column is broadcast to every group, whatever their number
+    one = D.gaussian_kl([0.1], [1.0, 1.2, 0.9], [0.0] * 3, [1.0] * 3, [1, 2, 3])
+    np.testing.assert_array_equal(one, D.gaussian_kl([0.1] * 3, [1.0, 1.2, 0.9], [0.0] * 3, [1.0] * 3, [1, 2, 3]))
+    # the ends of the tolerance range are accepted
+    half_space = math.erf(0.1 * math.sqrt(2) / (2 * math.sqrt(2)))       # 2 Phi(|a - b| sqrt(k) / 2) - 1
+    assert D.tv_isotropic(0.1, 1.0, 0.0, 1.0, 2, tol=1e-15) == pytest.approx(half_space, rel=1e-14, abs=0)
+    assert 0.0 < D.tv_isotropic(0.1, 1.0, 0.0, 1.0, 2, tol=0.5) < 1.0
+    # integer multiplicities stay int64 (sums of up to 2**63 - 1 must be exact)
+    assert D._multiplicities(np.array([3, 4], dtype=np.int32), 2).dtype == np.int64
